@@ -1,0 +1,100 @@
+"""The functions users call: :func:`map_chunks` and :func:`run`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .core import RETRYABLE, Options, execute, map_chunks_result
+from .report import Run
+
+
+def run(
+    data: pd.DataFrame | pd.Series,
+    func: Callable[..., Any],
+    *args: Any,
+    workers: int | None = None,
+    chunk_rows: int | None = None,
+    n_chunks: int | None = None,
+    backend: str = "auto",
+    errors: str = "raise",
+    progress: bool | None = None,
+    combine: Callable[[list[Any]], Any] | None = None,
+    retries: int = 0,
+    retry_on: Sequence[Any] = RETRYABLE,
+    timeout: float | None = None,
+    start_method: str | None = None,
+    **kwargs: Any,
+) -> Run:
+    """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
+    ``report``, ``ok``) instead of raising when chunks fail.
+
+    ``errors="raise"`` still stops at the first failure (pending chunks end as
+    ``cancelled``); ``"collect"`` and ``"skip"`` run every chunk.
+    ``run.raise_for_errors()`` raises what ``map_chunks`` would have raised.
+    """
+    opts = Options(
+        workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
+        errors=errors, progress=progress, combine=combine, retries=retries,
+        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method,
+    )
+    return execute(data, func, args, kwargs, opts)
+
+
+def map_chunks(
+    data: pd.DataFrame | pd.Series,
+    func: Callable[..., Any],
+    *args: Any,
+    workers: int | None = None,
+    chunk_rows: int | None = None,
+    n_chunks: int | None = None,
+    backend: str = "auto",
+    errors: str = "raise",
+    progress: bool | None = None,
+    combine: Callable[[list[Any]], Any] | None = None,
+    retries: int = 0,
+    retry_on: Sequence[Any] = RETRYABLE,
+    timeout: float | None = None,
+    start_method: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
+    ``data`` in parallel and return the results concatenated in input order.
+
+    Works as ``df.pipe(framepar.map_chunks, func, ...)``.
+
+    Parameters
+    ----------
+    data : DataFrame or Series
+    func : callable taking a chunk (same type as ``data``) and returning a
+        DataFrame or Series (or anything, with ``combine``).
+    workers : processes or threads to use; default: the CPUs this process may use.
+    chunk_rows, n_chunks : rows per chunk, or number of chunks (not both).
+        Default: a few chunks per worker, none smaller than about a thousand rows.
+    backend : "auto" (default: in-process when parallelism cannot pay off,
+        worker processes when it can; the report says which and why),
+        "process", "thread", "serial" (in-process, for debugging) or "dask".
+    errors : "raise" (stop at the first failure and raise the chunk's own
+        exception), "collect" (run every chunk, then raise
+        :class:`framepar.ChunksFailed`) or "skip" (return what succeeded and
+        warn with :class:`framepar.ChunkFailureWarning`).
+    progress : None shows a bar once the run lasts a couple of seconds;
+        True/False force it.
+    combine : callable receiving the list of per-chunk results in order
+        (for results that are not frames, e.g. ``combine=sum``).
+    retries : extra attempts for a failed chunk. ``retry_on`` says which
+        failures are retried: by default all of "error" (the function raised),
+        "crashed" and "timeout"; exception classes narrow "error" down.
+    timeout : seconds a chunk may run before its worker is killed (process
+        and dask backends).
+    start_method : multiprocessing start method for worker processes
+        (default: fork where safe, else forkserver).
+    """
+    result = run(
+        data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
+        backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, **kwargs,
+    )
+    return map_chunks_result(result)

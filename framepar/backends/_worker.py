@@ -1,0 +1,142 @@
+"""The loop a worker process runs. Imports as little as possible.
+
+Protocol (one duplex pipe per worker; every message is a pickled tuple)::
+
+    parent -> worker   ("job", job_id, cloudpickled_job)    once per run and worker
+                       ("task", key, job_id, pickled_payload)
+                       ("stop",)
+    worker -> parent   ("ok", key, value, seconds, started)
+                       ("error", key, (type_name, message, traceback, exc_blob), seconds, started)
+
+A worker runs one task at a time, so the parent always knows which chunk a
+dead worker was running. Workers ignore SIGINT (the parent owns Ctrl-C and
+stops them) and exit on their own when the parent process disappears.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+# Objects the parent placed here before forking this worker; a payload may
+# name one instead of carrying its data (the fork-inherit transport).
+INHERITED: dict[str, Any] = {}
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def main(conn: Any, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent blocked SIGINT while starting us so that no Ctrl-C can land
+    # before the line above; from here on it is ignored, so unblock it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _watch_parent(parent_pid)
+    jobs: dict[int, Any] = {}
+    blobs: dict[int, bytes] = {}
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        kind = message[0]
+        if kind == "stop":
+            return
+        if kind == "job":
+            # One run at a time per worker: forget earlier jobs.
+            jobs.clear()
+            blobs.clear()
+            blobs[message[1]] = message[2]
+        elif kind == "task":
+            _, key, job_id, payload_blob = message
+            conn.send_bytes(_run_task(jobs, blobs, job_id, key, payload_blob))
+
+
+def _run_task(jobs: dict[int, Any], blobs: dict[int, bytes], job_id: int, key: int, payload_blob: bytes) -> bytes:
+    started = time.time()
+    t0 = time.perf_counter()
+    try:
+        job = jobs.get(job_id)
+        if job is None:
+            import cloudpickle
+
+            job = jobs[job_id] = cloudpickle.loads(blobs[job_id])
+        value = job(pickle.loads(payload_blob))
+    except BaseException as exc:  # the chunk fails; the worker lives on
+        return _error_reply(key, exc, time.perf_counter() - t0, started)
+    seconds = time.perf_counter() - t0
+    try:
+        return pickle.dumps(("ok", key, value, seconds, started), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:
+        wrapped = ResultNotPicklable(
+            f"the function's result ({type(value).__name__}) could not be pickled to send it "
+            f"back: {type(exc).__name__}: {_safe_str(exc)}"
+        )
+        wrapped.__cause__ = exc
+        return _error_reply(key, wrapped, seconds, started)
+
+
+class ResultNotPicklable(TypeError):
+    """The chunk's result cannot be sent back to the parent."""
+
+
+def _error_reply(key: int, exc: BaseException, seconds: float, started: float) -> bytes:
+    cls = type(exc)
+    module = cls.__module__
+    type_name = cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except BaseException:
+        text = f"{type_name}: {_safe_str(exc)}\n(traceback could not be formatted)"
+    try:
+        import cloudpickle
+
+        blob: bytes | None = cloudpickle.dumps(exc)
+    except BaseException:
+        blob = None
+    info = (type_name, _safe_str(exc), text, blob)
+    return pickle.dumps(("error", key, info, seconds, started), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the parent dies, even in the middle of a chunk.
+
+    The pipe alone cannot tell: forked siblings may hold its other end open.
+    Under forkserver our parent process is the server, which exits when the
+    real parent does, so a change of parent pid is the signal too.
+    """
+    first_ppid = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != first_ppid or not _alive(parent_pid):
+                os._exit(70)
+
+    threading.Thread(target=watch, name="framepar-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover - started by multiprocessing only
+    sys.exit("framepar's worker is started by framepar itself")

@@ -1,0 +1,505 @@
+"""Orchestration: plan -> transport -> execute -> collect -> report.
+
+:func:`execute` is the one pipeline behind every entry point. It validates
+the options, plans the chunks, hands ``(chunk, source)`` work items to a
+backend, keeps at most ``backend.workers`` of them in flight, retries or
+stops on failures, reassembles the results in input order and builds the
+per-chunk report.
+
+With ``backend="auto"`` the first chunk runs in-process and its timing
+decides whether the remaining rows are worth worker processes; nothing is
+ever computed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import planning
+from .backends import make_backend
+from .backends.base import Backend, Outcome
+from .backends.serial import SerialBackend
+from .collect import concat_results
+from .exceptions import (
+    ChunkError,
+    ChunkFailureWarning,
+    ChunksFailed,
+    ChunkTimeoutError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    RemoteExceptionError,
+    RemoteTraceback,
+    WorkerCrashedError,
+)
+from .job import ChunkJob, ChunkTask
+from .pickling import pickle_job
+from .planning import ChunkSpec
+from .progress import Progress
+from .report import ChunkRecord, Run, build_report
+from .transport import InheritTransport, InProcessTransport, Transport
+
+ERRORS = ("raise", "collect", "skip")
+BACKENDS = ("auto", "serial", "thread", "process", "dask")
+RETRYABLE = ("error", "crashed", "timeout")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option of a run, validated by :func:`validate`."""
+
+    workers: int | None = None
+    chunk_rows: int | None = None
+    n_chunks: int | None = None
+    backend: str = "auto"
+    errors: str = "raise"
+    progress: bool | None = None
+    combine: Callable[[list[Any]], Any] | None = None
+    retries: int = 0
+    retry_on: tuple[Any, ...] = RETRYABLE
+    timeout: float | None = None
+    start_method: str | None = None
+
+    @property
+    def user_chunking(self) -> bool:
+        return self.chunk_rows is not None or self.n_chunks is not None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise InvalidArgumentError(f"{name} must be >= {minimum}, got {value}")
+
+
+def validate(data: Any, func: Any, opts: Options) -> None:
+    """Reject bad input with a message that says what to fix, before any work."""
+    if not isinstance(data, (pd.DataFrame, pd.Series)):
+        raise InvalidArgumentTypeError(
+            f"framepar needs a pandas DataFrame or Series, got {type(data).__module__}."
+            f"{type(data).__qualname__}; convert it first, e.g. pd.DataFrame(data)"
+        )
+    if not callable(func):
+        raise InvalidArgumentTypeError(f"func must be callable, got {type(func).__name__} {func!r}")
+    _check_int("workers", opts.workers, 1)
+    _check_int("chunk_rows", opts.chunk_rows, 1)
+    _check_int("n_chunks", opts.n_chunks, 1)
+    _check_int("retries", opts.retries, 0)
+    if opts.chunk_rows is not None and opts.n_chunks is not None:
+        raise InvalidArgumentError("give chunk_rows or n_chunks, not both")
+    if opts.errors not in ERRORS:
+        raise InvalidArgumentError(f"errors must be one of {ERRORS}, got {opts.errors!r}")
+    if opts.backend not in BACKENDS:
+        raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
+    if opts.progress not in (None, True, False):
+        raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
+    if opts.combine is not None and not callable(opts.combine):
+        raise InvalidArgumentTypeError(f"combine must be callable, got {opts.combine!r}")
+    if opts.timeout is not None:
+        if isinstance(opts.timeout, bool) or not isinstance(opts.timeout, (int, float)):
+            raise InvalidArgumentTypeError(f"timeout must be a number of seconds, got {opts.timeout!r}")
+        if not opts.timeout > 0:
+            raise InvalidArgumentError(f"timeout must be > 0 seconds, got {opts.timeout}")
+        if opts.backend in ("serial", "thread"):
+            raise InvalidArgumentError(
+                f"timeout needs a backend that can stop a chunk (process or dask); "
+                f"backend={opts.backend!r} cannot interrupt running Python code"
+            )
+    for item in opts.retry_on:
+        if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
+            continue
+        raise InvalidArgumentError(
+            f"retry_on items must be {RETRYABLE} or exception classes, got {item!r}"
+        )
+
+
+def label_specs(data: pd.DataFrame | pd.Series, specs: Iterable[ChunkSpec]) -> list[ChunkSpec]:
+    """Fill in each chunk's first and last index labels."""
+    index = data.index
+    out = []
+    for s in specs:
+        if s.n_rows:
+            first = s.start if s.rows is None else int(s.rows[0])
+            last = s.stop - 1 if s.rows is None else int(s.rows[-1])
+            s = dataclasses.replace(s, first_label=index[first], last_label=index[last])
+        out.append(s)
+    return out
+
+
+@dataclass
+class _State:
+    """Everything one run accumulates while its chunks execute."""
+
+    opts: Options
+    records: dict[int, ChunkRecord] = field(default_factory=dict)
+    results: dict[int, Any] = field(default_factory=dict)
+    first_failure: int | None = None
+    stopped: bool = False
+    t0: float = field(default_factory=time.time)
+    progress: Progress | None = None
+
+    def add(self, specs: list[ChunkSpec]) -> None:
+        for s in specs:
+            self.records[s.index] = ChunkRecord(s)
+
+    def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
+        if rec.attempts > self.opts.retries:
+            return False
+        for item in self.opts.retry_on:
+            if item == out.status:
+                return True
+            if (
+                isinstance(item, type)
+                and out.error is not None
+                and out.error.exception is not None
+                and isinstance(out.error.exception, item)
+            ):
+                return True
+        return False
+
+    def handle(self, out: Outcome, pending: deque[ChunkSpec]) -> None:
+        rec = self.records[out.key]
+        rec.seconds = out.seconds
+        rec.worker = out.worker or rec.worker
+        started = out.started if out.started is not None else time.time() - out.seconds
+        rec.started_at = started - self.t0
+        if out.status == "ok":
+            rec.status = "ok"
+            rec.error = None
+            self.results[out.key] = out.value
+            if self.progress is not None:
+                self.progress.advance(rec.spec.n_rows)
+            return
+        rec.error = out.error
+        if out.status == "cancelled":
+            rec.status = "cancelled"
+            return
+        if self.should_retry(rec, out):
+            pending.appendleft(rec.spec)
+            return
+        rec.status = out.status
+        if self.first_failure is None:
+            self.first_failure = out.key
+        if self.opts.errors == "raise":
+            self.stopped = True
+
+
+def _drive(
+    backend: Backend,
+    specs: list[ChunkSpec],
+    transport: Transport,
+    state: _State,
+) -> None:
+    """Run ``specs`` on ``backend`` until all are final or the run stops."""
+    pending: deque[ChunkSpec] = deque(specs)
+    timeout = state.opts.timeout
+    try:
+        while not state.stopped and (pending or backend.in_flight()):
+            while pending and not state.stopped and backend.capacity() > 0:
+                spec = pending.popleft()
+                rec = state.records[spec.index]
+                rec.attempts += 1
+                rec.backend = backend.name
+                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+                backend.submit(spec.index, task, timeout=timeout)
+            for out in backend.wait():
+                state.handle(out, pending)
+    finally:
+        # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
+        for out in backend.cancel():
+            rec = state.records[out.key]
+            if rec.status is None:
+                rec.status = "cancelled"
+                rec.worker = out.worker or rec.worker
+        for spec in pending:
+            if state.records[spec.index].status is None:
+                state.records[spec.index].status = "cancelled"
+
+
+def execute(
+    data: pd.DataFrame | pd.Series,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    opts: Options,
+    pool: Backend | None = None,
+) -> Run:
+    """Run ``func`` over the chunks of ``data``; never raises for a chunk's failure."""
+    validate(data, func, opts)
+    workers = opts.workers or (pool.workers if pool is not None else available_cpus())
+    job = ChunkJob(func, args, kwargs, require_frame=opts.combine is None)
+    mode = opts.backend
+    n_rows = len(data)
+    state = _State(opts)
+
+    # -- plan ---------------------------------------------------------------
+    probe: list[ChunkSpec] = []
+    if mode == "auto" and opts.timeout is None:
+        if n_rows == 0 or workers == 1:
+            ranges = planning.plan_ranges(n_rows, workers=workers, chunk_rows=opts.chunk_rows,
+                                          n_chunks=opts.n_chunks)
+        elif opts.user_chunking:
+            ranges = planning.plan_ranges(n_rows, workers=workers, chunk_rows=opts.chunk_rows,
+                                          n_chunks=opts.n_chunks)[:1]
+        else:
+            ranges = [(0, planning.probe_rows(n_rows, workers))]
+        probe = label_specs(data, planning.number(ranges))
+    elif mode == "auto":
+        mode = "process"  # only processes can stop a chunk that runs too long
+    state.add(probe)
+    job_blob: bytes | None = None
+    if mode in ("process", "dask") or (mode == "auto" and probe and probe[-1].stop < n_rows):
+        job_blob = pickle_job(job)  # fail before any work starts
+
+    progress = Progress(n_rows, len(probe) or 1, opts.progress)
+    state.progress = progress
+    reason = ""
+    backend_name = mode
+    own_backend: Backend | None = None
+    transport: Transport | None = None
+    try:
+        # -- auto: measure the first chunk in-process, then decide ----------
+        rest_from = 0
+        if mode == "auto":
+            serial = SerialBackend()
+            serial.start_job(job, None)
+            transport = InProcessTransport(data)
+            _drive(serial, probe, transport, state)
+            rest_from = probe[-1].stop if probe else 0
+            if rest_from >= n_rows:
+                reason = (
+                    "in-process: " + ("one CPU available" if workers == 1 and n_rows else
+                                      "input too small for parallelism to pay off")
+                )
+                backend_name = "serial"
+            else:
+                mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
+        # -- the remaining chunks --------------------------------------------
+        if rest_from < n_rows or (n_rows == 0 and not probe):
+            specs = _plan_rest(data, opts, workers, rest_from, len(probe), in_process=mode == "serial" and bool(probe))
+            state.add(specs)
+            progress.set_total_chunks(len(state.records))
+            if not state.stopped:
+                if pool is not None and mode == pool.name:
+                    backend = pool
+                else:
+                    backend = own_backend = make_backend(
+                        mode, min(workers, max(1, len(specs))), start_method=opts.start_method
+                    )
+                if transport is not None:
+                    transport.close()
+                transport = _transport_for(data, backend, owned=backend is own_backend)
+                backend.start_job(job, job_blob if backend.crosses_processes else None)
+                try:
+                    _drive(backend, specs, transport, state)
+                finally:
+                    backend.end_job()
+                if not reason:
+                    reason = f"{backend.name}: requested"
+            else:
+                for s in specs:
+                    state.records[s.index].status = "cancelled"
+            backend_name = "+".join(dict.fromkeys(r.backend for r in state.records.values() if r.backend))
+    finally:
+        progress.close()
+        if own_backend is not None:
+            own_backend.shutdown()
+        if transport is not None:
+            transport.close()
+    return _finish(data, state, opts, backend_name or mode, reason)
+
+
+def _decide(
+    data: pd.DataFrame | pd.Series,
+    probe: list[ChunkSpec],
+    state: _State,
+    workers: int,
+    rest_from: int,
+    pool: Backend | None,
+    opts: Options,
+) -> tuple[str, str]:
+    """After the in-process first chunk: processes or in-process for the rest?"""
+    n_rows = len(data)
+    probe_rows = sum(s.n_rows for s in probe)
+    seconds = sum(state.records[s.index].seconds for s in probe)
+    moved = 0.0
+    results = [state.results[s.index] for s in probe if s.index in state.results]
+    if results and probe_rows:
+        out_bytes = sum(_nbytes(r) for r in results)
+        moved = out_bytes / probe_rows
+    inherit = pool is None and _fork_default(opts)
+    if not inherit and probe_rows:
+        moved += _nbytes(data.iloc[:probe_rows]) / probe_rows
+    if pool is not None:
+        start = pool.describe_worker_start()
+    else:
+        start = 0.01 + 0.01 * workers if _fork_default(opts) else 0.6 + 0.05 * workers
+    rest_rows = n_rows - rest_from
+    rest_chunks = len(planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
+                                           n_chunks=opts.n_chunks))
+    est = planning.choose_execution(
+        probe_seconds=seconds, probe_rows=probe_rows, rest_rows=rest_rows, rest_chunks=rest_chunks,
+        workers=workers, start_seconds=start, moved_bytes_per_row=moved,
+    )
+    if est.use_processes:
+        return (pool.name if pool is not None else "process"), est.reason
+    return "serial", est.reason
+
+
+def _fork_default(opts: Options) -> bool:
+    from .backends.process import default_start_method
+
+    return (opts.start_method or default_start_method()) == "fork"
+
+
+def _nbytes(obj: Any) -> int:
+    if isinstance(obj, pd.DataFrame):
+        return int(obj.memory_usage(deep=True, index=True).sum())
+    if isinstance(obj, pd.Series):
+        return int(obj.memory_usage(deep=True, index=True))
+    return 0
+
+
+def _plan_rest(
+    data: pd.DataFrame | pd.Series,
+    opts: Options,
+    workers: int,
+    rest_from: int,
+    first_index: int,
+    *,
+    in_process: bool,
+) -> list[ChunkSpec]:
+    rest_rows = len(data) - rest_from
+    if in_process and not opts.user_chunking:
+        # Staying in-process: one call for the rest costs least.
+        ranges = [(rest_from, len(data))]
+    else:
+        ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
+                                      n_chunks=opts.n_chunks, offset=rest_from)
+    return label_specs(data, planning.number(ranges, first_index))
+
+
+def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool) -> Transport:
+    if not backend.crosses_processes:
+        return InProcessTransport(data)
+    if owned and backend.inherits_memory:
+        return InheritTransport(data)
+    return Transport(data, in_process=False)
+
+
+# -- collect and report ---------------------------------------------------------
+
+
+def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backend: str, reason: str) -> Run:
+    records = [state.records[k] for k in sorted(state.records)]
+    ok_parts = [state.results[r.spec.index] for r in records if r.status == "ok"]
+    report = build_report(records)
+    report.attrs.update({"backend": backend, "reason": reason})
+    errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
+    for exc in errors.values():
+        _attach_report(exc, report)
+    if opts.combine is not None:
+        result = opts.combine(ok_parts) if ok_parts or not errors else None
+    elif ok_parts:
+        result = concat_results(ok_parts)
+    else:
+        result = data.iloc[0:0] if not records else (pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object))
+    first = errors.get(state.first_failure) if state.first_failure is not None else None
+    return Run(result, report, list(errors.values()), mode=opts.errors, backend=backend,
+               reason=reason, first_error=first)
+
+
+def _exception_for(rec: ChunkRecord) -> Exception:
+    """The exception a failed chunk stands for, with a note naming the chunk."""
+    info = rec.error
+    assert info is not None
+    where = f"{rec.describe()} failed in {rec.worker or 'an unknown worker'}"
+    if rec.attempts > 1:
+        where += f" after {rec.attempts} attempts"
+    details = {
+        "chunk": rec.spec.index, "start": rec.spec.start, "stop": rec.spec.stop,
+        "first_label": rec.spec.first_label, "last_label": rec.spec.last_label,
+        "status": rec.status, "error_type": info.type_name, "error_message": info.message,
+        "traceback": info.traceback, "worker": rec.worker,
+    }
+    exc: Exception
+    if rec.status == "error" and isinstance(info.exception, Exception):
+        exc = info.exception
+        if info.remote:
+            exc.__cause__ = RemoteTraceback(info.traceback)
+        note = f"framepar: {where}"
+        if note not in getattr(exc, "__notes__", []):
+            exc.add_note(note)
+        return exc
+    if rec.status == "crashed":
+        exc = WorkerCrashedError(f"{where}: {info.message}", info=details)
+    elif rec.status == "timeout":
+        exc = ChunkTimeoutError(f"{where}: {info.message}", info=details)
+    else:
+        why = (
+            "it could not be rebuilt in this process"
+            if info.exception is None
+            else "it is a BaseException, reported here rather than allowed to stop this process"
+        )
+        exc = RemoteExceptionError(
+            f"{where}: {info.type_name}: {info.message} ({why}; the traceback text is in .traceback)",
+            info=details,
+        )
+        exc.__cause__ = RemoteTraceback(info.traceback)
+    return exc
+
+
+def _attach_report(exc: BaseException, report: pd.DataFrame) -> None:
+    if isinstance(exc, ChunkError):
+        exc.report = report
+    try:
+        exc.framepar_report = report  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass  # __slots__ exceptions: the report is on the Run
+
+
+def raise_for_run(run: Run) -> None:
+    """Raise what a failed run stands for (see :meth:`Run.raise_for_errors`)."""
+    if not run.errors:
+        return
+    if run.mode == "raise" and run._first_error is not None:
+        raise run._first_error
+    raise ChunksFailed(summarize(run), run.errors, partial=run.result, report=run.report)
+
+
+def summarize(run: Run) -> str:
+    failed = run.report[run.report["status"].isin(("error", "crashed", "timeout"))]
+    parts = [
+        f"chunk {row.chunk} {row.status} ({row.error_type}: {str(row.error_message)[:80]})"
+        for row in failed.head(3).itertuples()
+    ]
+    more = f", and {len(failed) - 3} more" if len(failed) > 3 else ""
+    return f"{len(failed)} of {len(run.report)} chunks failed: " + "; ".join(parts) + more
+
+
+def map_chunks_result(run: Run) -> Any:
+    """What ``map_chunks`` returns for a finished run, raising or warning per ``errors``."""
+    if run.errors:
+        if run.mode == "skip":
+            warnings.warn(ChunkFailureWarning(summarize(run) + "; the result leaves them out"), stacklevel=3)
+        else:
+            raise_for_run(run)
+    return run.result

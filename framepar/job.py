@@ -1,0 +1,47 @@
+"""The work item the backends run: the user's function applied to one chunk.
+
+:class:`ChunkJob` is pickled once per run and worker (with cloudpickle, so
+lambdas, closures and notebook functions travel by value); each
+:class:`ChunkTask` is the small per-chunk payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .exceptions import FrameparError
+
+
+class ChunkResultTypeError(FrameparError, TypeError):
+    """The function returned something other than a DataFrame or Series without ``combine``."""
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    index: int
+    start: int
+    stop: int
+    source: Any  # has .load() -> the chunk
+
+
+@dataclass
+class ChunkJob:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    require_frame: bool
+
+    def __call__(self, task: ChunkTask) -> Any:
+        chunk = task.source.load()
+        out = self.func(chunk, *self.args, **self.kwargs)
+        if self.require_frame and not isinstance(out, (pd.DataFrame, pd.Series)):
+            raise ChunkResultTypeError(
+                f"chunk {task.index} (rows {task.start}:{task.stop}) returned "
+                f"{type(out).__module__}.{type(out).__qualname__}; the function must return a "
+                "DataFrame or Series, or pass combine=... to reduce other results"
+            )
+        return out

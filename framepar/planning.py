@@ -1,0 +1,167 @@
+"""Chunk planning: pure functions from sizes and options to row ranges.
+
+Nothing here touches data or processes, so the planner can be tested with
+property tests. A plan is an ordered list of :class:`ChunkSpec`; chunk ``i``
+covers positional rows ``[start, stop)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Below this many rows per chunk the per-chunk overhead (a message each way,
+# a result to concatenate) starts to dominate typical functions.
+MIN_ROWS_PER_CHUNK = 1024
+# Chunks per worker by default: enough for load balance, few enough to keep
+# the per-chunk overhead and the final concatenation small.
+CHUNKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """One chunk of the input: positional rows ``[start, stop)``.
+
+    ``labels`` holds the first and last index labels (``None`` for an empty
+    chunk); ``group`` names the group keys a group-aware chunk holds.
+    ``rows`` (the positions) is set only by group-aware plans, whose chunks
+    are not contiguous in the input.
+    """
+
+    index: int
+    start: int
+    stop: int
+    first_label: Any = None
+    last_label: Any = None
+    groups: tuple[Any, ...] | None = None
+    rows: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return self.stop - self.start if self.rows is None else len(self.rows)
+
+
+def split_even(n_rows: int, n_chunks: int, *, offset: int = 0) -> list[tuple[int, int]]:
+    """``n_chunks`` contiguous ranges covering ``[offset, offset + n_rows)``,
+    sizes differing by at most one (np.array_split's boundaries)."""
+    if n_rows <= 0:
+        return []
+    n_chunks = max(1, min(n_chunks, n_rows))
+    base, extra = divmod(n_rows, n_chunks)
+    ranges = []
+    start = offset
+    for i in range(n_chunks):
+        stop = start + base + (1 if i < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
+
+
+def split_fixed(n_rows: int, chunk_rows: int, *, offset: int = 0) -> list[tuple[int, int]]:
+    """Ranges of ``chunk_rows`` rows (the last one may be shorter)."""
+    return [
+        (offset + s, offset + min(s + chunk_rows, n_rows)) for s in range(0, n_rows, chunk_rows)
+    ]
+
+
+def default_chunk_count(n_rows: int, workers: int) -> int:
+    """How many chunks to cut ``n_rows`` into when the user did not say."""
+    wanted = workers * CHUNKS_PER_WORKER
+    by_size = max(1, n_rows // MIN_ROWS_PER_CHUNK)
+    return max(1, min(wanted, by_size, n_rows)) if n_rows else 0
+
+
+def probe_rows(n_rows: int, workers: int) -> int:
+    """Rows of the first chunk, run in-process to measure the function.
+
+    Small enough that running it without parallelism costs little (about
+    1/(16 * workers) of the input), large enough that its timing is not noise.
+    """
+    return min(n_rows, max(256, math.ceil(n_rows / (16 * workers))))
+
+
+def plan_ranges(
+    n_rows: int,
+    *,
+    workers: int,
+    chunk_rows: int | None = None,
+    n_chunks: int | None = None,
+    offset: int = 0,
+) -> list[tuple[int, int]]:
+    """Row ranges for ``n_rows`` rows starting at ``offset``.
+
+    An empty input still gets one empty chunk so that the function is called
+    once and its output schema is kept.
+    """
+    if n_rows == 0:
+        return [(offset, offset)]
+    if chunk_rows is not None:
+        return split_fixed(n_rows, chunk_rows, offset=offset)
+    if n_chunks is not None:
+        return split_even(n_rows, n_chunks, offset=offset)
+    return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
+
+
+def number(ranges: list[tuple[int, int]], first_index: int = 0) -> list[ChunkSpec]:
+    """Turn ranges into specs numbered from ``first_index``."""
+    return [ChunkSpec(first_index + i, a, b) for i, (a, b) in enumerate(ranges)]
+
+
+# -- choosing between in-process and worker processes -----------------------
+
+# Throughput of moving a result (or input) between processes by pickle:
+# pickling, the pipe, unpickling and the final concatenation together.
+PICKLE_BYTES_PER_SECOND = 400e6
+# Fixed cost of one chunk on a worker process (two messages, bookkeeping).
+SECONDS_PER_REMOTE_CHUNK = 0.002
+# Processes must be expected to win by this factor before we pay for them.
+PARALLEL_MARGIN = 0.8
+
+
+@dataclass(frozen=True)
+class Estimate:
+    use_processes: bool
+    reason: str
+    serial_seconds: float
+    parallel_seconds: float
+
+
+def choose_execution(
+    *,
+    probe_seconds: float,
+    probe_rows: int,
+    rest_rows: int,
+    rest_chunks: int,
+    workers: int,
+    start_seconds: float,
+    moved_bytes_per_row: float,
+) -> Estimate:
+    """Decide from the first chunk's timing whether the rest pays for processes.
+
+    The serial estimate scales the first chunk's time to the remaining rows;
+    the parallel one adds worker start-up, moving data and a per-chunk cost
+    to the serial time divided among the workers.
+    """
+    per_row = probe_seconds / max(probe_rows, 1)
+    serial = per_row * rest_rows
+    moving = moved_bytes_per_row * rest_rows / PICKLE_BYTES_PER_SECOND
+    parallel = (
+        start_seconds
+        + serial / max(1, min(workers, rest_chunks))
+        + moving
+        + SECONDS_PER_REMOTE_CHUNK * rest_chunks
+    )
+    use = workers > 1 and parallel < serial * PARALLEL_MARGIN
+    if use:
+        reason = (
+            f"worker processes: about {serial:.2f} s of work left in-process against "
+            f"{parallel:.2f} s estimated on {workers} workers"
+        )
+    else:
+        reason = (
+            f"in-process: about {serial:.3f} s of work left, and {workers} worker processes "
+            f"would take about {parallel:.3f} s (start-up {start_seconds:.3f} s, moving data "
+            f"{moving:.3f} s)"
+        )
+    return Estimate(use, reason, serial, parallel)
