@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import planning
+from . import grouping, planning
 from .backends import make_backend
 from .backends.base import Backend, Outcome
 from .backends.serial import SerialBackend
@@ -67,6 +67,8 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    by: Any = None
+    overlap: int | tuple[int, int] = 0
 
     @property
     def user_chunking(self) -> bool:
@@ -129,6 +131,52 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(
             f"retry_on items must be {RETRYABLE} or exception classes, got {item!r}"
         )
+    _overlap(opts)
+    if opts.by is not None and opts.overlap != 0:
+        raise InvalidArgumentError("give by= (whole groups per chunk) or overlap= (row windows), not both")
+
+
+def _overlap(opts: Options) -> tuple[int, int]:
+    """``overlap=`` as (rows before, rows after); an int means rows before."""
+    value = opts.overlap
+    pair = (value, 0) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(pair, tuple)
+        or len(pair) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in pair)
+    ):
+        raise InvalidArgumentError(
+            f"overlap must be an int >= 0 (rows before each chunk) or a pair (before, after), "
+            f"got {value!r}"
+        )
+    return pair[0], pair[1]
+
+
+def _specs(
+    data: pd.DataFrame | pd.Series,
+    ranges: list[tuple[int, int]],
+    first_index: int,
+    opts: Options,
+    groups: grouping.Groups | None,
+) -> list[ChunkSpec]:
+    """Specs for planned ranges: group chunks take their rows from the group
+    layout (ranges are in group-sorted order); ``overlap=`` adds context rows."""
+    if groups is not None:
+        specs = [groups.spec(first_index + i, a, b) for i, (a, b) in enumerate(ranges)]
+        return label_specs(data, specs)
+    specs = label_specs(data, planning.number(ranges, first_index))
+    before, after = _overlap(opts)
+    if before or after:
+        n = len(data)
+        specs = [
+            dataclasses.replace(s, lead=min(before, s.start), tail=min(after, n - s.stop))
+            for s in specs
+        ]
+    return specs
+
+
+def _cut(ranges: list[tuple[int, int]], groups: grouping.Groups | None) -> list[tuple[int, int]]:
+    return ranges if groups is None else groups.snap(ranges)
 
 
 def label_specs(data: pd.DataFrame | pd.Series, specs: Iterable[ChunkSpec]) -> list[ChunkSpec]:
@@ -158,7 +206,9 @@ class _State:
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
-            self.records[s.index] = ChunkRecord(s)
+            rec = self.records[s.index] = ChunkRecord(s)
+            if s.groups is not None:
+                rec.extra["groups"] = list(s.groups)
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
         if rec.attempts > self.opts.retries:
@@ -218,7 +268,8 @@ def _drive(
                 rec = state.records[spec.index]
                 rec.attempts += 1
                 rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+                trim = (spec.lead, spec.tail) if spec.lead or spec.tail else None
+                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), trim)
                 backend.submit(spec.index, task, timeout=timeout)
             for out in backend.wait():
                 state.handle(out, pending)
@@ -249,9 +300,11 @@ def execute(
     mode = opts.backend
     n_rows = len(data)
     state = _State(opts)
+    groups = grouping.layout(data, opts.by) if opts.by is not None else None
 
     # -- plan ---------------------------------------------------------------
     probe: list[ChunkSpec] = []
+    probe_end = 0
     if mode == "auto" and opts.timeout is None:
         if n_rows == 0 or workers == 1:
             ranges = planning.plan_ranges(n_rows, workers=workers, chunk_rows=opts.chunk_rows,
@@ -261,7 +314,9 @@ def execute(
                                           n_chunks=opts.n_chunks)[:1]
         else:
             ranges = [(0, planning.probe_rows(n_rows, workers))]
-        probe = label_specs(data, planning.number(ranges))
+        ranges = _cut(ranges, groups)
+        probe = _specs(data, ranges, 0, opts, groups)
+        probe_end = ranges[-1][1] if ranges else 0
     elif mode == "auto":
         mode = "process"  # only processes can stop a chunk that runs too long
     state.add(probe)
@@ -283,7 +338,7 @@ def execute(
             serial.start_job(job, None)
             transport = InProcessTransport(data)
             _drive(serial, probe, transport, state)
-            rest_from = probe[-1].stop if probe else 0
+            rest_from = probe_end
             if rest_from >= n_rows:
                 reason = (
                     "in-process: " + ("one CPU available" if workers == 1 and n_rows else
@@ -294,7 +349,8 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
-            specs = _plan_rest(data, opts, workers, rest_from, len(probe), in_process=mode == "serial" and bool(probe))
+            specs = _plan_rest(data, opts, workers, rest_from, len(probe),
+                               in_process=mode == "serial" and bool(probe), groups=groups)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -386,6 +442,7 @@ def _plan_rest(
     first_index: int,
     *,
     in_process: bool,
+    groups: grouping.Groups | None = None,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
@@ -394,7 +451,7 @@ def _plan_rest(
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)
-    return label_specs(data, planning.number(ranges, first_index))
+    return _specs(data, _cut(ranges, groups), first_index, opts, groups)
 
 
 def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool) -> Transport:
@@ -423,8 +480,10 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
     else:
         result = data.iloc[0:0] if not records else (pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object))
     first = errors.get(state.first_failure) if state.first_failure is not None else None
-    return Run(result, report, list(errors.values()), mode=opts.errors, backend=backend,
-               reason=reason, first_error=first)
+    run = Run(result, report, list(errors.values()), mode=opts.errors, backend=backend,
+              reason=reason, first_error=first)
+    run.chunks = [r.spec for r in records]
+    return run
 
 
 def _exception_for(rec: ChunkRecord) -> Exception:

@@ -79,13 +79,17 @@ class Executor:
         retries: int = 0,
         retry_on: Sequence[Any] = RETRYABLE,
         timeout: float | None = None,
+        by: Any = None,
+        overlap: int | tuple[int, int] = 0,
         **kwargs: Any,
     ) -> Run:
-        """:func:`framepar.run` on this executor's workers."""
+        """:func:`framepar.run` on this executor's workers (``by=`` and
+        ``overlap=`` as in :func:`framepar.map_chunks`)."""
         opts = Options(
             workers=self.workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=self.backend,
             errors=errors, progress=progress, combine=combine, retries=retries,
             retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method,
+            by=by, overlap=overlap,
         )
         return execute(data, func, args, kwargs, opts, pool=self.pool)
 

@@ -125,6 +125,8 @@ class Run:
         self.backend = backend
         self.reason = reason
         self._first_error = first_error
+        # The plan, in chunk order (the rows of group-aware chunks included).
+        self.chunks: list[ChunkSpec] = []
 
     @property
     def ok(self) -> bool:
