@@ -1,0 +1,117 @@
+"""pandas' element-, row- and column-wise methods, run chunk by chunk.
+
+Each ``*_chunk`` function is what a worker runs: the pandas method itself on
+one chunk, so every pandas rule (dtype inference, ``result_type``, ``raw``,
+``na_action``...) applies unchanged; the parent only concatenates.
+:func:`run_chunks` is the one way the accessor calls the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .api import run
+from .collect import concat_results
+from .core import map_chunks_result
+from .exceptions import InvalidArgumentError
+from .planning import ChunkSpec
+
+# The core's options: every accessor method takes them as keyword arguments;
+# all other keyword arguments go to the user's function, as in pandas.
+CORE_OPTIONS = (
+    "workers", "chunk_rows", "n_chunks", "backend", "errors", "progress", "retries",
+    "retry_on", "timeout", "start_method",
+)
+
+Assemble = Callable[[list[Any], list[ChunkSpec]], Any]
+
+
+def pop_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the core's options out of ``kwargs`` (what is left is the function's)."""
+    return {name: kwargs.pop(name) for name in CORE_OPTIONS if name in kwargs}
+
+
+def run_chunks(
+    data: pd.DataFrame | pd.Series,
+    chunk_fn: Callable[..., Any],
+    chunk_args: tuple[Any, ...],
+    options: dict[str, Any],
+    assemble: Assemble | None = None,
+    **core: Any,
+) -> Any:
+    """Run ``chunk_fn(chunk, *chunk_args)`` through the core and return the
+    result as ``map_chunks`` would (raising or warning per ``errors``).
+
+    ``assemble(parts, specs)`` replaces the plain ordered concatenation when
+    the parts need the plan to be put together (restoring input order after
+    group chunks, renumbering); it gets the results and specs of the chunks
+    that succeeded, in chunk order.
+    """
+    if "combine" in options:
+        raise InvalidArgumentError("combine= is for framepar.map_chunks; pandas methods combine their own results")
+    if assemble is None:
+        return map_chunks_result(run(data, chunk_fn, *chunk_args, **options, **core))
+    outcome = run(data, chunk_fn, *chunk_args, combine=list, **options, **core)
+    parts = outcome.result or []
+    status = outcome.report["status"].tolist()
+    specs = [s for s, st in zip(outcome.chunks, status, strict=True) if st == "ok"]
+    outcome.result = assemble(parts, specs) if parts else None
+    return map_chunks_result(outcome)
+
+
+def concat_parts(parts: list[Any], specs: list[ChunkSpec]) -> Any:
+    return concat_results(parts)
+
+
+def restore_order(result: pd.DataFrame | pd.Series, positions: list[np.ndarray]) -> Any:
+    """Rows of chunk results back into input order (``positions``: each chunk's input rows)."""
+    if len(positions) < 2:
+        return result
+    where = np.concatenate(positions)
+    if len(where) != len(result):
+        raise AssertionError("chunk results are not aligned with their rows")
+    return result.take(np.argsort(where, kind="stable"))
+
+
+# -- chunk functions (run in the workers) --------------------------------------
+
+
+def apply_rows_chunk(
+    chunk: pd.DataFrame, func: Any, raw: bool, result_type: Any, args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    return chunk.apply(func, axis=1, raw=raw, result_type=result_type, args=args, **kwargs)
+
+
+def apply_columns_chunk(
+    positions: pd.Series, data: pd.DataFrame, func: Any, raw: bool, result_type: Any,
+    args: tuple[Any, ...], kwargs: dict[str, Any],
+) -> Any:
+    """``axis=0``: the chunk is a run of column positions; each column is whole."""
+    part = data.iloc[:, positions.to_numpy()]
+    return part.apply(func, axis=0, raw=raw, result_type=result_type, args=args, **kwargs)
+
+
+def assemble_columns(parts: list[Any], specs: list[ChunkSpec]) -> Any:
+    nonempty = [p for p in parts if p is not None]
+    if len(nonempty) == 1:
+        return nonempty[0]
+    if all(isinstance(p, pd.DataFrame) for p in nonempty):
+        return pd.concat(nonempty, axis=1)
+    return pd.concat(nonempty)
+
+
+def series_apply_chunk(chunk: pd.Series, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return chunk.apply(func, args=args, **kwargs)
+
+
+def series_map_chunk(chunk: pd.Series, arg: Any, na_action: Any, kwargs: dict[str, Any]) -> Any:
+    return chunk.map(arg, na_action=na_action, **kwargs)
+
+
+def frame_map_chunk(chunk: pd.DataFrame, func: Any, na_action: Any, kwargs: dict[str, Any]) -> Any:
+    return chunk.map(func, na_action=na_action, **kwargs)
