@@ -13,8 +13,8 @@ depends on what the function returned (see :func:`assemble_apply`):
 * results indexed like their group with ``group_keys=False``, and
   ``transform``: pandas returns the input's row order, so the rows are put
   back in input order by position;
-* ``group_keys=True, as_index=False``: pandas numbers the groups 0..n-1 in
-  the first index level; each chunk's numbers are shifted by the groups
+* ``group_keys=True, as_index=False``: pandas 2 numbers the groups 0..n-1
+  in the first index level; each chunk's numbers are shifted by the groups
   before it.
 
 To know which rule pandas applied, each chunk records what the function
@@ -146,6 +146,8 @@ def group_chunk(
         return gb.transform(func, *args, **kwargs), None
     if method == "agg":
         return gb.agg(func, *args, **kwargs), None
+    if gb.ngroups == 0 and len(chunk):
+        return None, None  # only rows with missing keys; pandas cannot window no groups
     window = getattr(gb, method)(**extra)  # rolling / expanding
     return window.apply(func, **kwargs), None
 
@@ -161,6 +163,7 @@ class _Assembler:
         self.spec = spec
         self.groups = groups
         self._na: np.ndarray | None = None
+        self._empty_call: tuple[Any, ...] = ()
 
     def kept_rows(self, out: Any, rows: np.ndarray) -> np.ndarray:
         """A chunk's input rows that appear in a like-indexed result (rows with a
@@ -177,9 +180,25 @@ class _Assembler:
             raise GroupResultMismatchError("a chunk's result is not aligned with its rows")
         return kept
 
-    def in_input_order(self, outs: list[Any], specs: list[ChunkSpec]) -> Any:
-        result = concat_results(outs)
-        return restore_order(result, [self.kept_rows(o, s.rows) for o, s in zip(outs, specs, strict=True)])
+    def in_input_order(self, outs: list[Any], specs: list[ChunkSpec], *, fill: bool = False) -> Any:
+        kept = [self.kept_rows(o, s.rows) for o, s in zip(outs, specs, strict=True)]
+        index = self.data.index
+        if index.has_duplicates and not fill:
+            return self._reorder_like_pandas(outs, kept)
+        return restore_order(concat_results(outs), kept, index, fill=fill)
+
+    def _reorder_like_pandas(self, outs: list[Any], kept: list[np.ndarray]) -> Any:
+        """pandas' own way back to input order when the index has duplicates
+        (GH 14776): from the results in group order, take the rows of each
+        distinct label in turn."""
+        in_groups = [o.take(np.argsort(self.groups.ids[k], kind="stable")) for o, k in zip(outs, kept, strict=True)]
+        result = concat_results(in_groups)
+        where = np.sort(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+        ax = self.data.index[where] if len(where) != len(self.data) else self.data.index
+        if result.index.equals(ax):
+            return result.set_axis(ax, axis=0)
+        indexer, _ = result.index.get_indexer_non_unique(pd.unique(ax))
+        return result.take(indexer)
 
     def in_group_order(self, out: Any, rows: np.ndarray) -> Any:
         kept = self.kept_rows(out, rows)
@@ -229,7 +248,7 @@ class _Assembler:
             if mutated:
                 return _renumber(concat_results(outs))
         if s.group_keys:
-            if s.as_index:
+            if s.as_index or PANDAS_3:
                 return concat_results(outs)
             shifted, offset = [], 0
             for o, m in zip(outs, metas, strict=True):
@@ -244,14 +263,18 @@ class _Assembler:
         ])
 
     def transform(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
-        return self.in_input_order([o for o, _ in parts], specs)
+        return self.in_input_order([o for o, _ in parts], specs, fill=True)
 
     def agg(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
         result = concat_results([o for o, _ in parts])
         return result if self.spec.as_index else _renumber(result)
 
     def window(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
-        return concat_results([o for o, _ in parts])
+        outs = [o for o, _ in parts if o is not None]
+        if outs:
+            return concat_results(outs)
+        # Every key missing: what pandas gives for no groups at all.
+        return group_chunk(self.data.iloc[:0], *self._empty_call)[0]
 
 
 def _renumber(result: Any) -> Any:
@@ -378,8 +401,10 @@ class GroupWindow:
         if unknown:
             raise InvalidArgumentError(f"unexpected keyword arguments {sorted(unknown)}")
         p = self._parent
+        assembler = p._assembler()
+        assembler._empty_call = (p._spec, self._method, func, (), call, self._window_kwargs)
         return p._run(self._method, func, (), {**call, **options}, self._window_kwargs,
-                      p._assembler().window)
+                      assembler.window)
 
 
 def make_groupby(

@@ -67,14 +67,29 @@ def concat_parts(parts: list[Any], specs: list[ChunkSpec]) -> Any:
     return concat_results(parts)
 
 
-def restore_order(result: pd.DataFrame | pd.Series, positions: list[np.ndarray]) -> Any:
-    """Rows of chunk results back into input order (``positions``: each chunk's input rows)."""
-    if len(positions) < 2:
-        return result
-    where = np.concatenate(positions)
+def restore_order(result: Any, positions: list[np.ndarray], index: pd.Index, *, fill: bool = False) -> Any:
+    """Rows of chunk results back into input order.
+
+    ``positions`` holds each chunk's input rows, aligned with its result;
+    ``index`` is the input's index. The result takes the input's own index
+    object (or its masked subset), as pandas' reindexing would, so attributes
+    such as a DatetimeIndex's ``freq`` carry over. With ``fill``, input rows no
+    chunk returned come back as missing values (pandas' transform does so for
+    rows whose group key is missing).
+    """
+    where = np.concatenate(positions) if positions else np.empty(0, np.int64)
     if len(where) != len(result):
         raise AssertionError("chunk results are not aligned with their rows")
-    return result.take(np.argsort(where, kind="stable"))
+    if len(positions) > 1:
+        result = result.take(np.argsort(where, kind="stable"))
+    if len(where) == len(index):
+        return result.set_axis(index, axis=0)
+    if fill:
+        result = result.set_axis(np.sort(where), axis=0).reindex(np.arange(len(index)))
+        return result.set_axis(index, axis=0)
+    mask = np.zeros(len(index), dtype=bool)
+    mask[where] = True
+    return result.set_axis(index[mask], axis=0)
 
 
 # -- chunk functions (run in the workers) --------------------------------------
