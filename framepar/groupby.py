@@ -286,7 +286,7 @@ def _shift_first_level(out: Any, offset: int) -> Any:
         return out
     index = out.index
     if isinstance(index, pd.MultiIndex):
-        new = index.set_levels(index.levels[0] + offset, level=0, verify_integrity=False)
+        new = index.set_levels(list(index.levels[0] + offset), level=0, verify_integrity=False)
     else:
         new = index + offset
     return out.set_axis(new, axis=0)
