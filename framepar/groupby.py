@@ -137,6 +137,11 @@ def group_chunk(
     kwargs: dict[str, Any], extra: dict[str, Any],
 ) -> tuple[Any, ApplyMeta | None]:
     gb = spec.groupby(chunk)
+    if gb.ngroups == 0 and len(chunk):
+        # Only rows whose key is missing (dropna=True): no group to run, and
+        # some pandas methods fail on such a frame; the empty frame is safe.
+        chunk = chunk.iloc[:0]
+        gb = spec.groupby(chunk)
     if method == "apply":
         tracker = _Tracker(func, args, kwargs)
         out = gb.apply(tracker, **extra)
@@ -146,8 +151,6 @@ def group_chunk(
         return gb.transform(func, *args, **kwargs), None
     if method == "agg":
         return gb.agg(func, *args, **kwargs), None
-    if gb.ngroups == 0 and len(chunk):
-        return None, None  # only rows with missing keys; pandas cannot window no groups
     window = getattr(gb, method)(**extra)  # rolling / expanding
     return window.apply(func, **kwargs), None
 
@@ -163,7 +166,6 @@ class _Assembler:
         self.spec = spec
         self.groups = groups
         self._na: np.ndarray | None = None
-        self._empty_call: tuple[Any, ...] = ()
 
     def kept_rows(self, out: Any, rows: np.ndarray) -> np.ndarray:
         """A chunk's input rows that appear in a like-indexed result (rows with a
@@ -270,11 +272,7 @@ class _Assembler:
         return result if self.spec.as_index else _renumber(result)
 
     def window(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
-        outs = [o for o, _ in parts if o is not None]
-        if outs:
-            return concat_results(outs)
-        # Every key missing: what pandas gives for no groups at all.
-        return group_chunk(self.data.iloc[:0], *self._empty_call)[0]
+        return concat_results([o for o, _ in parts])
 
 
 def _renumber(result: Any) -> Any:
@@ -401,10 +399,8 @@ class GroupWindow:
         if unknown:
             raise InvalidArgumentError(f"unexpected keyword arguments {sorted(unknown)}")
         p = self._parent
-        assembler = p._assembler()
-        assembler._empty_call = (p._spec, self._method, func, (), call, self._window_kwargs)
         return p._run(self._method, func, (), {**call, **options}, self._window_kwargs,
-                      assembler.window)
+                      p._assembler().window)
 
 
 def make_groupby(
