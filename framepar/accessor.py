@@ -25,6 +25,7 @@ from .methods import (
     apply_columns_chunk,
     apply_rows_chunk,
     assemble_columns,
+    concat_inferred,
     frame_map_chunk,
     pop_options,
     run_chunks,
@@ -92,7 +93,7 @@ class DataFrameAccessor(_Common):
         options = pop_options(kwargs)
         if _axis(axis) == 1:
             return run_chunks(self._obj, apply_rows_chunk, (func, raw, result_type, tuple(args), kwargs),
-                              options)
+                              options, assemble=concat_inferred)
         positions = pd.Series(np.arange(self._obj.shape[1]))
         return run_chunks(
             positions, apply_columns_chunk, (self._obj, func, raw, result_type, tuple(args), kwargs),
@@ -102,7 +103,8 @@ class DataFrameAccessor(_Common):
     def map(self, func: Callable[..., Any], na_action: str | None = None, **kwargs: Any) -> Any:
         """``df.map(func, na_action, **kwargs)``: element-wise."""
         options = pop_options(kwargs)
-        return run_chunks(self._obj, frame_map_chunk, (func, na_action, kwargs), options)
+        return run_chunks(self._obj, frame_map_chunk, (func, na_action, kwargs), options,
+                          assemble=concat_inferred)
 
     def groupby(
         self, by: Any = None, level: Any = None, as_index: bool = True, sort: bool = True,
@@ -141,12 +143,14 @@ class SeriesAccessor(_Common):
     def apply(self, func: Any, args: tuple[Any, ...] = (), **kwargs: Any) -> Any:
         """``s.apply(func, args, **kwargs)``."""
         options = pop_options(kwargs)
-        return run_chunks(self._obj, series_apply_chunk, (func, tuple(args), kwargs), options)
+        return run_chunks(self._obj, series_apply_chunk, (func, tuple(args), kwargs), options,
+                          assemble=concat_inferred)
 
     def map(self, arg: Any, na_action: str | None = None, **kwargs: Any) -> Any:
         """``s.map(arg, na_action)``: ``arg`` a function, dict or Series."""
         options = pop_options(kwargs)
-        return run_chunks(self._obj, series_map_chunk, (arg, na_action, kwargs), options)
+        return run_chunks(self._obj, series_map_chunk, (arg, na_action, kwargs), options,
+                          assemble=concat_inferred)
 
     def rolling(
         self, window: int, min_periods: int | None = None, center: bool = False,

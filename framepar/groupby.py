@@ -33,7 +33,7 @@ import pandas as pd
 from . import grouping
 from .collect import concat_results
 from .exceptions import FrameparError, InvalidArgumentError
-from .methods import pop_options, restore_order, run_chunks
+from .methods import concat_inferred, pop_options, restore_order, run_chunks
 from .planning import ChunkSpec
 
 PANDAS_3 = int(pd.__version__.split(".")[0]) >= 3
@@ -84,7 +84,7 @@ class ApplyMeta:
     series_index: Any = None
 
 
-@dataclass
+@dataclass(eq=False)  # hashable: pandas 2 looks functions up in a dict
 class _Tracker:
     """Wraps the user's function to record :class:`ApplyMeta` (pandas'
     ``_is_indexed_like`` and ``all_indexes_same`` tests, per group)."""
@@ -207,6 +207,16 @@ class _Assembler:
         return out.take(np.argsort(self.groups.ids[kept], kind="stable"))
 
     def apply(self, parts: list[tuple[Any, ApplyMeta]], specs: list[ChunkSpec]) -> Any:
+        if len(parts) == 1 and len(specs[0].rows) == len(self.data):
+            return parts[0][0]  # one chunk of every row: pandas' own answer
+        result = self._apply(parts, specs)
+        keys = self.groups.keys
+        if not PANDAS_3 and isinstance(keys, pd.CategoricalIndex) and isinstance(result.index, pd.MultiIndex):
+            # pandas 2 stacks per-group results with the observed categories only.
+            keys = keys.remove_unused_categories()
+        return _categorical_levels(result, [o for o, _ in parts], keys)
+
+    def _apply(self, parts: list[tuple[Any, ApplyMeta]], specs: list[ChunkSpec]) -> Any:
         live = [(o, m, s) for (o, m), s in zip(parts, specs, strict=True) if m.kind != "none"]
         if not live:
             return concat_results([o for o, _ in parts])
@@ -238,7 +248,7 @@ class _Assembler:
                     "return the same index for every group"
                 )
         elif kind in ("scalar", "array"):
-            return concat_results(outs) if s.as_index else _renumber(concat_results(outs))
+            return concat_inferred(outs) if s.as_index else _renumber(concat_inferred(outs))
         # frames (or Series results of a column's groupby): pandas concatenates them.
         mutated = any(m.mutated for m in metas)
         if s.series_groupby and not s.as_index:
@@ -265,14 +275,76 @@ class _Assembler:
         ])
 
     def transform(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
+        if len(parts) == 1 and len(specs[0].rows) == len(self.data):
+            return parts[0][0]
         return self.in_input_order([o for o, _ in parts], specs, fill=True)
 
     def agg(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
-        result = concat_results([o for o, _ in parts])
+        outs = [o for o, _ in parts]
+        if len(parts) == 1 and len(specs[0].rows) == len(self.data):
+            return outs[0]
+        result = _categorical_levels(concat_results(outs), outs, self.groups.keys)
         return result if self.spec.as_index else _renumber(result)
 
     def window(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
-        return concat_results([o for o, _ in parts])
+        outs = [o for o, _ in parts]
+        if len(parts) == 1 and len(specs[0].rows) == len(self.data):
+            return outs[0]
+        return _categorical_levels(concat_results(outs), outs, self.groups.keys)
+
+
+def _categorical_levels(result: Any, outs: list[Any], keys: pd.Index | None = None) -> Any:
+    """Group keys that are categorical stay so in the result's index.
+
+    Each chunk's index holds the categories of its own groups; concatenating
+    indexes whose categories differ gives plain objects, where the whole-frame
+    call keeps the categorical. The dtype is that of the group keys of the
+    whole input (``keys``, by level name), else the union of the chunks'.
+    """
+    if not isinstance(result, (pd.Series, pd.DataFrame)):
+        return result
+    index = result.index
+    parts = [o.index for o in outs if isinstance(o, (pd.Series, pd.DataFrame)) and len(o)]
+    if not parts:
+        return result
+    known: dict[Any, Any] = {}
+    if keys is not None:
+        key_levels = keys.levels if isinstance(keys, pd.MultiIndex) else [keys]
+        known = {lv.name: lv.dtype for lv in key_levels
+                 if lv.name is not None and isinstance(lv.dtype, pd.CategoricalDtype)}
+    if isinstance(index, pd.MultiIndex):
+        levels = list(index.levels)
+        changed = False
+        for i in range(index.nlevels):
+            dtype = _part_categorical(p.levels[i] if isinstance(p, pd.MultiIndex) else None for p in parts)
+            if dtype is not None:
+                dtype = known.get(levels[i].name, dtype)
+            if dtype is not None and levels[i].dtype != dtype:
+                levels[i] = pd.CategoricalIndex(levels[i], dtype=dtype, name=levels[i].name)
+                changed = True
+        if changed:
+            new = pd.MultiIndex(levels=levels, codes=index.codes, names=index.names, verify_integrity=False)
+            return result.set_axis(new, axis=0)
+        return result
+    dtype = _part_categorical(p if not isinstance(p, pd.MultiIndex) else None for p in parts)
+    if dtype is not None:
+        dtype = known.get(index.name, dtype)
+    if dtype is not None and index.dtype != dtype:
+        return result.set_axis(pd.CategoricalIndex(index, dtype=dtype, name=index.name), axis=0)
+    return result
+
+
+def _part_categorical(indexes: Any) -> pd.CategoricalDtype | None:
+    dtypes = [ix.dtype for ix in indexes if ix is not None]
+    if not dtypes or not all(isinstance(d, pd.CategoricalDtype) for d in dtypes):
+        return None
+    first = dtypes[0]
+    if all(d == first for d in dtypes):
+        return first
+    categories = first.categories
+    for d in dtypes[1:]:
+        categories = categories.append(d.categories[~d.categories.isin(categories)])
+    return pd.CategoricalDtype(categories, ordered=first.ordered)
 
 
 def _renumber(result: Any) -> Any:

@@ -63,8 +63,38 @@ def run_chunks(
     return map_chunks_result(outcome)
 
 
-def concat_parts(parts: list[Any], specs: list[ChunkSpec]) -> Any:
-    return concat_results(parts)
+def concat_inferred(parts: list[Any], specs: list[ChunkSpec] | None = None) -> Any:
+    """Concatenate chunk results, inferring dtypes as pandas does on the whole.
+
+    pandas infers the dtype of values a function returned from all of them at
+    once: ``None`` in some rows and floats in others make float64. Chunk by
+    chunk, a chunk of only ``None`` is object and the concatenation stays
+    object; such columns are inferred again from their values.
+    """
+    result = concat_results(parts)
+    nonempty = [p for p in parts if len(p)]
+    if len(nonempty) < 2:
+        return result
+    if isinstance(result, pd.Series):
+        if result.dtype == object and len({str(p.dtype) for p in nonempty}) > 1:
+            return _reinfer(result)
+        return result
+    if isinstance(result, pd.DataFrame) and result.columns.is_unique:
+        mixed = [
+            col for col in result.columns
+            if result[col].dtype == object
+            and all(isinstance(p, pd.DataFrame) and col in p.columns for p in nonempty)
+            and len({str(p[col].dtype) for p in nonempty}) > 1
+        ]
+        if mixed:
+            result = result.copy(deep=False)
+            for col in mixed:
+                result[col] = _reinfer(result[col])
+    return result
+
+
+def _reinfer(s: pd.Series) -> pd.Series:
+    return pd.Series(s.tolist(), index=s.index, name=s.name)
 
 
 def restore_order(result: Any, positions: list[np.ndarray], index: pd.Index, *, fill: bool = False) -> Any:
@@ -112,12 +142,14 @@ def apply_columns_chunk(
 
 
 def assemble_columns(parts: list[Any], specs: list[ChunkSpec]) -> Any:
+    """``axis=0`` results: Series (one value per column) follow each other,
+    frames (one column per column) sit side by side."""
     nonempty = [p for p in parts if p is not None]
     if len(nonempty) == 1:
         return nonempty[0]
     if all(isinstance(p, pd.DataFrame) for p in nonempty):
         return pd.concat(nonempty, axis=1)
-    return pd.concat(nonempty)
+    return concat_inferred(nonempty)
 
 
 def series_apply_chunk(chunk: pd.Series, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -79,6 +79,8 @@ ROW_FUNCS = {
     "broadcast": (lambda r: list(r.values), {"result_type": "broadcast"}),
     "raw": (lambda a: len(a), {"raw": True}),
     "name": (lambda r: r.name, {}),
+    # pandas infers one dtype from all rows: chunks of only None must not make it object
+    "none_or_float": (lambda r: None if str(r.iloc[-1]) < "5" else 1.5, {}),
 }
 
 
@@ -196,6 +198,22 @@ def test_series_map_function_matches_pandas(name: str, plan: tuple[str, int]) ->
     s = SERIES[name]
     f = lambda v: hash(str(v)) % 7  # noqa: E731
     assert_same(s.framepar.map(f, **opts(backend, chunk_rows)), s.map(f))
+
+
+@pytest.mark.parametrize(
+    "func",
+    [lambda v: None if v < 50 else v, lambda v: None if v < 50 else str(v),
+     lambda v: None if v < 50 else pd.Timestamp("2020-01-01") + pd.Timedelta(days=int(v))],
+    ids=["int", "str", "timestamp"],
+)
+def test_dtype_is_inferred_over_all_chunks(func: object, backend: str) -> None:
+    s = SERIES["ints"].sort_values(ignore_index=True)
+    assert_same(s.framepar.map(func, **opts(backend, 5)), s.map(func))
+    assert_same(s.framepar.apply(func, **opts(backend, 5)), s.apply(func))
+    df = s.to_frame()
+    assert_same(df.framepar.map(func, **opts(backend, 5)), df.map(func))
+    assert_same(df.framepar.apply(lambda r: func(r["a"]), axis=1, **opts(backend, 5)),
+                df.apply(lambda r: func(r["a"]), axis=1))
 
 
 @pytest.mark.parametrize("na_action", [None, "ignore"])
