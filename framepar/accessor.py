@@ -26,6 +26,7 @@ from .methods import (
     apply_rows_chunk,
     assemble_columns,
     concat_inferred,
+    concat_inferred_columns,
     frame_map_chunk,
     pop_options,
     run_chunks,
@@ -104,7 +105,7 @@ class DataFrameAccessor(_Common):
         """``df.map(func, na_action, **kwargs)``: element-wise."""
         options = pop_options(kwargs)
         return run_chunks(self._obj, frame_map_chunk, (func, na_action, kwargs), options,
-                          assemble=concat_inferred)
+                          assemble=concat_inferred_columns)
 
     def groupby(
         self, by: Any = None, level: Any = None, as_index: bool = True, sort: bool = True,

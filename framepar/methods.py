@@ -63,13 +63,15 @@ def run_chunks(
     return map_chunks_result(outcome)
 
 
-def concat_inferred(parts: list[Any], specs: list[ChunkSpec] | None = None) -> Any:
+def concat_inferred(parts: list[Any], specs: list[ChunkSpec] | None = None, *, columns: bool = False) -> Any:
     """Concatenate chunk results, inferring dtypes as pandas does on the whole.
 
     pandas infers the dtype of values a function returned from all of them at
     once: ``None`` in some rows and floats in others make float64. Chunk by
     chunk, a chunk of only ``None`` is object and the concatenation stays
-    object; such columns are inferred again from their values.
+    object; such results are inferred again from their values. With
+    ``columns``, each column of frame results too (``DataFrame.map`` infers
+    column by column; row-wise ``apply`` builds frames otherwise).
     """
     result = concat_results(parts)
     nonempty = [p for p in parts if len(p)]
@@ -79,7 +81,7 @@ def concat_inferred(parts: list[Any], specs: list[ChunkSpec] | None = None) -> A
         if result.dtype == object and len({str(p.dtype) for p in nonempty}) > 1:
             return _reinfer(result)
         return result
-    if isinstance(result, pd.DataFrame) and result.columns.is_unique:
+    if columns and isinstance(result, pd.DataFrame) and result.columns.is_unique:
         mixed = [
             col for col in result.columns
             if result[col].dtype == object
@@ -91,6 +93,10 @@ def concat_inferred(parts: list[Any], specs: list[ChunkSpec] | None = None) -> A
             for col in mixed:
                 result[col] = _reinfer(result[col])
     return result
+
+
+def concat_inferred_columns(parts: list[Any], specs: list[ChunkSpec] | None = None) -> Any:
+    return concat_inferred(parts, specs, columns=True)
 
 
 def _reinfer(s: pd.Series) -> pd.Series:
