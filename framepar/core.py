@@ -67,6 +67,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    locate: bool = False
 
     @property
     def user_chunking(self) -> bool:
@@ -109,6 +110,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"errors must be one of {ERRORS}, got {opts.errors!r}")
     if opts.backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
+    if not isinstance(opts.locate, bool):
+        raise InvalidArgumentTypeError(f"locate must be True or False, got {opts.locate!r}")
     if opts.progress not in (None, True, False):
         raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
     if opts.combine is not None and not callable(opts.combine):
@@ -283,6 +286,8 @@ def execute(
             serial.start_job(job, None)
             transport = InProcessTransport(data)
             _drive(serial, probe, transport, state)
+            if opts.locate:
+                _locate(serial, transport, data, state, probe)
             rest_from = probe[-1].stop if probe else 0
             if rest_from >= n_rows:
                 reason = (
@@ -310,6 +315,8 @@ def execute(
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
+                    if opts.locate:
+                        _locate(backend, transport, data, state, specs)
                 finally:
                     backend.end_job()
                 if not reason:
@@ -325,6 +332,16 @@ def execute(
         if transport is not None:
             transport.close()
     return _finish(data, state, opts, backend_name or mode, reason)
+
+
+def _locate(
+    backend: Backend, transport: Transport, data: pd.DataFrame | pd.Series, state: _State, specs: list[ChunkSpec]
+) -> None:
+    """``locate=True``: find the failing rows of the chunks of ``specs`` that failed."""
+    from .locate import locate_failures
+
+    records = [state.records[s.index] for s in specs]
+    locate_failures(backend, transport, data, records, timeout=state.opts.timeout)
 
 
 def _decide(
@@ -410,6 +427,9 @@ def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: b
 
 def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backend: str, reason: str) -> Run:
     records = [state.records[k] for k in sorted(state.records)]
+    if opts.locate:
+        for r in records:
+            r.extra.setdefault("failing_labels", None)
     ok_parts = [state.results[r.spec.index] for r in records if r.status == "ok"]
     report = build_report(records)
     report.attrs.update({"backend": backend, "reason": reason})
@@ -441,6 +461,7 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         "traceback": info.traceback, "worker": rec.worker,
     }
     exc: Exception
+    located = rec.extra.get("failing_labels")
     if rec.status == "error" and isinstance(info.exception, Exception):
         exc = info.exception
         if info.remote:
@@ -448,6 +469,8 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         note = f"framepar: {where}"
         if note not in getattr(exc, "__notes__", []):
             exc.add_note(note)
+        if located:
+            exc.add_note(_located_note(located))
         return exc
     if rec.status == "crashed":
         exc = WorkerCrashedError(f"{where}: {info.message}", info=details)
@@ -464,7 +487,15 @@ def _exception_for(rec: ChunkRecord) -> Exception:
             info=details,
         )
         exc.__cause__ = RemoteTraceback(info.traceback)
+    if located:
+        exc.add_note(_located_note(located))
     return exc
+
+
+def _located_note(labels: list[Any]) -> str:
+    shown = ", ".join(repr(x) for x in labels[:10]) + (", ..." if len(labels) > 10 else "")
+    what = "row" if len(labels) == 1 else f"{len(labels)} rows"
+    return f"framepar: first failing {what} (index labels): [{shown}]"
 
 
 def _attach_report(exc: BaseException, report: pd.DataFrame) -> None:
