@@ -15,6 +15,7 @@ first attempt.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import os
 import re
 import signal
@@ -64,6 +65,7 @@ def _die(how: str) -> None:
     if how == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     if how == "segv":
+        faulthandler.disable()  # pytest's handler would print a dump in the test output
         ctypes.string_at(0)  # a real segmentation fault
     if how == "half-reply":
         # Write the start of a reply on the worker's pipe (a length header

@@ -217,8 +217,8 @@ class ProcessBackend(Backend):
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         if self._ready:
-            ready, self._ready = self._ready, []
-            return ready
+            known, self._ready = self._ready, []
+            return known
         self._reap_retired()
         busy = [(i, w) for i, w in enumerate(self._slots) if w is not None and w.key is not None]
         if not busy:
