@@ -35,6 +35,7 @@ How each failure is handled:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -106,7 +107,7 @@ class ProcessBackend(Backend):
         self._n = workers
         self.start_method = start_method or default_start_method()
         self.inherits_memory = self.start_method == "fork"
-        self._ctx = mp.get_context(self.start_method)
+        self._ctx: Any = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(["framepar.backends._worker", "pandas", "cloudpickle"])
         self._max_tasks = max_tasks_per_child
