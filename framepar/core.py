@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import time
 import warnings
 from collections import deque
@@ -159,13 +160,20 @@ class _State:
     stopped: bool = False
     t0: float = field(default_factory=time.time)
     progress: Progress | None = None
+    # Chunks to run alone before they are blamed (see handle), the one
+    # running alone now, and those that have had their run alone.
+    solo: deque[ChunkSpec] = field(default_factory=deque)
+    solo_running: int | None = None
+    solo_runs: set[int] = field(default_factory=set)
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
             self.records[s.index] = ChunkRecord(s)
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
-        if rec.attempts > self.opts.retries:
+        # A run alone to clear a chunk's name (see handle) is not a retry.
+        free = 1 if rec.spec.index in self.solo_runs else 0
+        if rec.attempts - free > self.opts.retries:
             return False
         for item in self.opts.retry_on:
             if item == out.status:
@@ -179,7 +187,10 @@ class _State:
                 return True
         return False
 
-    def handle(self, out: Outcome, pending: deque[ChunkSpec]) -> None:
+    def handle(self, out: Outcome, pending: deque[ChunkSpec], *, crowded: bool = False) -> None:
+        """Record ``out``; ``crowded``: other chunks were running when it ended."""
+        if out.key == self.solo_running:
+            self.solo_running = None
         rec = self.records[out.key]
         rec.seconds = out.seconds
         rec.worker = out.worker or rec.worker
@@ -195,6 +206,19 @@ class _State:
         rec.error = out.error
         if out.status == "cancelled":
             rec.status = "cancelled"
+            return
+        if (
+            out.status == "crashed"
+            and crowded
+            and out.key not in self.solo_runs
+            and out.error is not None
+            and out.error.exit_code == -signal.SIGKILL
+        ):
+            # SIGKILL is what the kernel's OOM killer sends, and it picks the
+            # biggest process, not necessarily the one whose chunk used the
+            # memory: run this chunk once more on its own before blaming it.
+            self.solo_runs.add(out.key)
+            self.solo.append(rec.spec)
             return
         if self.should_retry(rec, out):
             pending.appendleft(rec.spec)
@@ -215,17 +239,30 @@ def _drive(
     """Run ``specs`` on ``backend`` until all are final or the run stops."""
     pending: deque[ChunkSpec] = deque(specs)
     timeout = state.opts.timeout
+
+    def submit(spec: ChunkSpec) -> None:
+        rec = state.records[spec.index]
+        rec.attempts += 1
+        rec.backend = backend.name
+        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+        backend.submit(spec.index, task, timeout=timeout)
+
     try:
-        while not state.stopped and (pending or backend.in_flight()):
-            while pending and not state.stopped and backend.capacity() > 0:
-                spec = pending.popleft()
-                rec = state.records[spec.index]
-                rec.attempts += 1
-                rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
-                backend.submit(spec.index, task, timeout=timeout)
-            for out in backend.wait():
-                state.handle(out, pending)
+        while not state.stopped and (pending or state.solo or backend.in_flight()):
+            if state.solo or state.solo_running is not None:
+                # A chunk to run alone: let the others finish, then run it
+                # with nothing beside it.
+                if state.solo_running is None and not backend.in_flight():
+                    spec = state.solo.popleft()
+                    state.solo_running = spec.index
+                    submit(spec)
+            else:
+                while pending and not state.stopped and backend.capacity() > 0:
+                    submit(pending.popleft())
+            outs = backend.wait()
+            crowded = len(outs) > 1 or backend.in_flight() > 0
+            for out in outs:
+                state.handle(out, pending, crowded=crowded)
     finally:
         # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
         for out in backend.cancel():
@@ -233,7 +270,7 @@ def _drive(
             if rec.status is None:
                 rec.status = "cancelled"
                 rec.worker = out.worker or rec.worker
-        for spec in pending:
+        for spec in [*pending, *state.solo]:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
 

@@ -114,10 +114,10 @@ def scripted(
     dies), ``raise`` (ValueError), ``spin`` (hangs, ignoring SIGTERM),
     ``needs-args``, ``sysexit``, ``custom-base``, ``unpicklable-result``;
     ``flaky-<behaviour>`` fails that way on the first attempt only;
-    ``slow`` sleeps ``pause`` again; ``partner``/``after-partner-<how>``: the
-    latter waits until the partner chunk is running, then fails ``how`` while
-    the partner is still running (so a crash happens while another worker is
-    busy, deterministically).
+    ``slow`` sleeps ``pause`` again; ``partner@X`` runs for half a second and
+    ``after@X-<behaviour>`` first waits until chunk ``partner@X`` is running
+    (on its first attempt), so that it fails while another worker is busy,
+    deterministically.
     """
     time.sleep(pause)
     label = next((lab for lab in chunk.index if lab in plan), None)
@@ -125,24 +125,20 @@ def scripted(
         return transform(chunk)
     n_call = _record_call(state_dir, label)
     how = plan[label]
+    if how.startswith("partner@"):
+        assert state_dir is not None
+        Path(state_dir, f"{how}-running").touch()
+        time.sleep(0.5)
+        Path(state_dir, f"{how}-done").touch()
+        return transform(chunk)
+    if how.startswith("after@"):
+        name, how = how[len("after@"):].split("-", 1)
+        if n_call == 1:
+            _wait_for_partner(state_dir, name)
     if how.startswith("flaky-"):
         if n_call > 1:
             return transform(chunk)
         how = how[len("flaky-"):]
-    if how == "partner":
-        assert state_dir is not None
-        Path(state_dir, "partner-running").touch()
-        time.sleep(0.5)
-        Path(state_dir, "partner-done").touch()
-        return transform(chunk)
-    if how.startswith("after-partner-"):
-        assert state_dir is not None
-        deadline = time.monotonic() + 30
-        while not Path(state_dir, "partner-running").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if Path(state_dir, "partner-done").exists() or not Path(state_dir, "partner-running").exists():
-            os._exit(99)  # the partner was not running: the test's premise failed
-        how = how[len("after-partner-"):]
     if how in ("exit3", "sigkill", "segv", "half-reply"):
         _die(how)
     if how == "raise":
@@ -163,6 +159,17 @@ def scripted(
         time.sleep(pause)
         return transform(chunk)
     raise AssertionError(f"unknown behaviour {how!r}")
+
+
+def _wait_for_partner(state_dir: str | None, name: str) -> None:
+    """Return once chunk ``partner@name`` is running (and still is)."""
+    assert state_dir is not None
+    running = Path(state_dir, f"partner@{name}-running")
+    deadline = time.monotonic() + 30
+    while not running.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if Path(state_dir, f"partner@{name}-done").exists() or not running.exists():
+        os._exit(99)  # the partner was not running: the test's premise failed
 
 
 def fail_on_rows(chunk: pd.DataFrame, bad: Iterable[Any], how: str = "raise") -> pd.DataFrame:

@@ -163,7 +163,7 @@ def row(run: framepar.Run, chunk: int) -> pd.Series:
 
 def test_1_exit_code_crash_fails_only_its_chunk(runner: Runner, tmp_path: Path) -> None:
     df = fh.make_frame(40)
-    plan = {labels_of(df, 20, 7)[0]: "after-partner-exit3", labels_of(df, 20, 8)[0]: "partner"}
+    plan = {labels_of(df, 20, 7)[0]: "after@a-exit3", labels_of(df, 20, 8)[0]: "partner@a"}
     run = runner.run(df, fh.scripted, plan, str(tmp_path), n_chunks=20, errors="collect")
 
     bad = row(run, 7)
@@ -173,7 +173,7 @@ def test_1_exit_code_crash_fails_only_its_chunk(runner: Runner, tmp_path: Path) 
     assert bad["attempts"] == 1
     assert_good_chunks(run, df, [7], 20)
     # The partner chunk was running on the other worker when chunk 7's died.
-    assert (tmp_path / "partner-done").exists()
+    assert (tmp_path / "partner@a-done").exists()
     [err] = run.errors
     assert isinstance(err, framepar.WorkerCrashedError) and err.chunk == 7
     assert err.report is not None
@@ -185,24 +185,37 @@ def test_1_exit_code_crash_fails_only_its_chunk(runner: Runner, tmp_path: Path) 
 
 def test_2_killed_worker_blames_only_its_own_chunk(runner: Runner, tmp_path: Path) -> None:
     df = fh.make_frame(40)
-    lab = {c: labels_of(df, 20, c)[0] for c in (7, 8, 13, 17)}
-    plan = {lab[7]: "after-partner-sigkill", lab[8]: "partner", lab[13]: "segv", lab[17]: "half-reply"}
+    lab = {c: labels_of(df, 20, c)[0] for c in (5, 6, 11, 12, 15, 17)}
+    plan = {
+        lab[5]: "after@a-flaky-sigkill", lab[6]: "partner@a",  # killed while 6 runs, then fine
+        lab[11]: "after@b-sigkill", lab[12]: "partner@b",  # killed while 12 runs, and alone
+        lab[15]: "segv",
+        lab[17]: "half-reply",  # dies half-way through writing its reply
+    }
     run = runner.run(df, fh.scripted, plan, str(tmp_path), n_chunks=20, errors="collect")
 
-    for c, how in ((7, "killed by SIGKILL"), (13, "killed by SIGSEGV"), (17, "exited with code 5")):
+    for c, how in ((11, "killed by SIGKILL"), (15, "killed by SIGSEGV"), (17, "exited with code 5")):
         assert row(run, c)["status"] == "crashed"
         assert how in row(run, c)["error_message"]
-    # Chunk 17's worker died half-way through writing a reply: a crash too.
-    # Chunk 8 was running on the other worker when chunk 7's was killed: not
-    # blamed, run once, correct result.
-    assert (tmp_path / "partner-done").exists()
-    assert row(run, 8)["status"] == "ok"
-    assert fh.calls(tmp_path, lab[8]) == 1
-    assert_good_chunks(run, df, [7, 13, 17], 20)
-    # What map_chunks(errors="raise") would raise for chunk 7.
+    # The partners were running on the other worker when 5's and 11's
+    # workers were killed: they are not blamed, ran once, gave their result.
+    for c, name in ((6, "a"), (12, "b")):
+        assert (tmp_path / f"partner@{name}-done").exists()
+        assert fh.calls(tmp_path, lab[c]) == 1
+    # A SIGKILL (what the OOM killer sends) while other chunks ran gets the
+    # chunk one run on its own before it is blamed: chunk 5 then succeeded,
+    # chunk 11 was killed again and so is the one that crashes when run alone.
+    assert (row(run, 5)["status"], row(run, 5)["attempts"]) == ("ok", 2)
+    assert row(run, 11)["attempts"] == 2 == fh.calls(tmp_path, lab[11])
+    assert row(run, 15)["attempts"] == 1 and row(run, 17)["attempts"] == 1
+    good = run.report[~run.report["chunk"].isin([5, 11, 15, 17])]
+    assert (good["status"] == "ok").all() and (good["attempts"] == 1).all()
+    bad_labels = [x for c in (11, 15, 17) for x in labels_of(df, 20, c)]
+    pd.testing.assert_frame_equal(run.result, fh.transform(df.drop(index=bad_labels)))
+    # What map_chunks(errors="raise") would raise for chunk 11.
     err = run.errors[0]
     assert isinstance(err, framepar.WorkerCrashedError)
-    assert (err.chunk, err.status) == (7, "crashed") and "SIGKILL" in str(err)
+    assert (err.chunk, err.status) == (11, "crashed") and "SIGKILL" in str(err)
 
 
 # -- 3. retries ------------------------------------------------------------------------

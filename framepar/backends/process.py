@@ -35,7 +35,6 @@ How each failure is handled:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
