@@ -6,7 +6,7 @@ and every chunk ends with a line in a report that says what happened.
 
 from __future__ import annotations
 
-from . import accessor as _accessor  # registers df.framepar / s.framepar
+from . import accessor as _accessor  # noqa: F401  (registers df.framepar and s.framepar)
 from ._version import __version__
 from .api import map_chunks, run
 from .exceptions import (

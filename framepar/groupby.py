@@ -323,7 +323,8 @@ def _categorical_levels(result: Any, outs: list[Any], keys: pd.Index | None = No
                 levels[i] = pd.CategoricalIndex(levels[i], dtype=dtype, name=levels[i].name)
                 changed = True
         if changed:
-            new = pd.MultiIndex(levels=levels, codes=index.codes, names=index.names, verify_integrity=False)
+            new = pd.MultiIndex(levels=levels, codes=index.codes, names=index.names,  # type: ignore[arg-type]
+                                verify_integrity=False)
             return result.set_axis(new, axis=0)
         return result
     dtype = _part_categorical(p if not isinstance(p, pd.MultiIndex) else None for p in parts)
