@@ -57,8 +57,7 @@ def run_chunks(
         return map_chunks_result(run(data, chunk_fn, *chunk_args, **options, **core))
     outcome = run(data, chunk_fn, *chunk_args, combine=list, **options, **core)
     parts = outcome.result or []
-    status = outcome.report["status"].tolist()
-    specs = [s for s, st in zip(outcome.chunks, status, strict=True) if st == "ok"]
+    specs = [r.spec for r in outcome.records if r.status == "ok"]
     outcome.result = assemble(parts, specs) if parts else None
     return map_chunks_result(outcome)
 
