@@ -26,6 +26,7 @@ def run(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -39,6 +40,7 @@ def run(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method,
+        transport=transport,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -58,6 +60,7 @@ def map_chunks(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -91,10 +94,18 @@ def map_chunks(
         and dask backends).
     start_method : multiprocessing start method for worker processes
         (default: fork where safe, else forkserver).
+    transport : how chunks and results move between processes: "auto"
+        (default: pickle for small data; for large data forked workers
+        inherit the input and others map it from an Arrow file in /dev/shm,
+        and large results come back through shared memory), "pickle",
+        "arrow" (Arrow IPC files in /dev/shm, on disk when it has no room) or
+        "memmap" (the same files in a private temp directory on disk). The
+        report's ``transport`` and ``bytes_moved`` columns say what each chunk used.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=retry_on, timeout=timeout, start_method=start_method, **kwargs,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, transport=transport,
+        **kwargs,
     )
     return map_chunks_result(result)

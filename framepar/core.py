@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import planning
 from .backends import make_backend
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, ErrorInfo, Outcome
 from .backends.serial import SerialBackend
 from .collect import concat_results
 from .exceptions import (
@@ -45,7 +45,7 @@ from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
 from .report import ChunkRecord, Run, build_report
-from .transport import InheritTransport, InProcessTransport, Transport
+from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport
 
 ERRORS = ("raise", "collect", "skip")
 BACKENDS = ("auto", "serial", "thread", "process", "dask")
@@ -67,6 +67,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    transport: str = "auto"
 
     @property
     def user_chunking(self) -> bool:
@@ -109,6 +110,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"errors must be one of {ERRORS}, got {opts.errors!r}")
     if opts.backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
+    if opts.transport not in TRANSPORTS:
+        raise InvalidArgumentError(f"transport must be one of {TRANSPORTS}, got {opts.transport!r}")
     if opts.progress not in (None, True, False):
         raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
     if opts.combine is not None and not callable(opts.combine):
@@ -151,6 +154,7 @@ class _State:
     opts: Options
     records: dict[int, ChunkRecord] = field(default_factory=dict)
     results: dict[int, Any] = field(default_factory=dict)
+    assembled: Any = None  # the final result when the transport built it without concat
     first_failure: int | None = None
     stopped: bool = False
     t0: float = field(default_factory=time.time)
@@ -218,9 +222,14 @@ def _drive(
                 rec = state.records[spec.index]
                 rec.attempts += 1
                 rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec),
+                                 transport.sink(spec))
+                rec.extra["transport"] = transport.name
+                rec.extra["bytes_moved"] = transport.input_bytes(spec)
                 backend.submit(spec.index, task, timeout=timeout)
             for out in backend.wait():
+                if out.status == "ok":
+                    _receive(transport, state.records[out.key], out)
                 state.handle(out, pending)
     finally:
         # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
@@ -232,6 +241,20 @@ def _drive(
         for spec in pending:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
+
+
+def _receive(transport: Transport, rec: ChunkRecord, out: Outcome) -> None:
+    """Turn a worker's reply into the chunk's result; note how it travelled."""
+    try:
+        out.value, how, nbytes = transport.receive(out.key, out.value)
+    except Exception as exc:  # e.g. the result file vanished
+        out.status, out.value = "error", None
+        out.error = ErrorInfo.from_exception(exc)
+        out.error.message = f"the chunk's result could not be read back: {out.error.message}"
+        return
+    if how != "none":
+        rec.extra["transport"] = f"{transport.name}/{how}"
+        rec.extra["bytes_moved"] = rec.extra.get("bytes_moved", 0) + nbytes
 
 
 def execute(
@@ -306,12 +329,18 @@ def execute(
                     )
                 if transport is not None:
                     transport.close()
-                transport = _transport_for(data, backend, owned=backend is own_backend)
+                transport = None
+                transport = _transport_for(data, backend, owned=backend is own_backend, opts=opts,
+                                           frames=job.require_frame)
+                for s in probe:
+                    if s.index in state.results:
+                        transport.prime(s.index, s, state.results[s.index])
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
                 finally:
                     backend.end_job()
+                _assemble(transport, state)
                 if not reason:
                     reason = f"{backend.name}: requested"
             else:
@@ -397,12 +426,28 @@ def _plan_rest(
     return label_specs(data, planning.number(ranges, first_index))
 
 
-def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool) -> Transport:
-    if not backend.crosses_processes:
-        return InProcessTransport(data)
-    if owned and backend.inherits_memory:
-        return InheritTransport(data)
-    return Transport(data, in_process=False)
+def _transport_for(
+    data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool, opts: Options, frames: bool
+) -> Transport:
+    return make_transport(
+        data, opts.transport, in_process=not backend.crosses_processes,
+        inherit=owned and backend.inherits_memory, frames=frames and opts.combine is None,
+    )
+
+
+def _assemble(transport: Transport, state: _State) -> None:
+    """Let the transport build the final frame (result buffers) before it closes."""
+    keys = sorted(state.records)
+    ok = [k for k in keys if state.records[k].status == "ok"]
+    if state.opts.combine is not None or not ok:
+        return
+    parts = [(state.records[k].spec.start, state.records[k].spec.stop, state.results[k]) for k in ok]
+    assembled, values = transport.assemble(parts, complete=len(ok) == len(keys))
+    if assembled is not None:
+        state.assembled = assembled
+    else:
+        for k, value in zip(ok, values, strict=True):
+            state.results[k] = value
 
 
 # -- collect and report ---------------------------------------------------------
@@ -418,8 +463,10 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
         _attach_report(exc, report)
     if opts.combine is not None:
         result = opts.combine(ok_parts) if ok_parts or not errors else None
+    elif state.assembled is not None:
+        result = state.assembled
     elif ok_parts:
-        result = concat_results(ok_parts)
+        result = concat_results(ok_parts, source=data)
     else:
         result = data.iloc[0:0] if not records else (pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object))
     first = errors.get(state.first_failure) if state.first_failure is not None else None

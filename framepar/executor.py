@@ -79,13 +79,19 @@ class Executor:
         retries: int = 0,
         retry_on: Sequence[Any] = RETRYABLE,
         timeout: float | None = None,
+        transport: str = "auto",
         **kwargs: Any,
     ) -> Run:
-        """:func:`framepar.run` on this executor's workers."""
+        """:func:`framepar.run` on this executor's workers.
+
+        ``transport`` is as for :func:`framepar.map_chunks`; warm workers do
+        not inherit the input, so "auto" maps large inputs from an Arrow file.
+        """
         opts = Options(
             workers=self.workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=self.backend,
             errors=errors, progress=progress, combine=combine, retries=retries,
             retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method,
+            transport=transport,
         )
         return execute(data, func, args, kwargs, opts, pool=self.pool)
 
