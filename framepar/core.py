@@ -45,7 +45,7 @@ from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
 from .report import ChunkRecord, Run, build_report
-from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport
+from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport, wants_buffers
 
 ERRORS = ("raise", "collect", "skip")
 BACKENDS = ("auto", "serial", "thread", "process", "dask")
@@ -317,7 +317,10 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
-            specs = _plan_rest(data, opts, workers, rest_from, len(probe), in_process=mode == "serial" and bool(probe))
+            lead_in = mode == "process" and not probe and wants_buffers(data, opts.transport,
+                                                                         frames=opts.combine is None)
+            specs = _plan_rest(data, opts, workers, rest_from, len(probe),
+                               in_process=mode == "serial" and bool(probe), lead_in=lead_in)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -334,7 +337,7 @@ def execute(
                                            frames=job.require_frame)
                 for s in probe:
                     if s.index in state.results:
-                        transport.prime(s.index, s, state.results[s.index])
+                        state.results[s.index] = transport.prime(s.index, s, state.results[s.index])
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
@@ -415,11 +418,14 @@ def _plan_rest(
     first_index: int,
     *,
     in_process: bool,
+    lead_in: bool = False,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
         # Staying in-process: one call for the rest costs least.
         ranges = [(rest_from, len(data))]
+    elif lead_in and not opts.user_chunking:
+        ranges = planning.lead_in_ranges(rest_rows, workers=workers, offset=rest_from)
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)

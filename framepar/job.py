@@ -26,7 +26,7 @@ class ChunkTask:
     start: int
     stop: int
     source: Any  # has .load() -> the chunk
-    sink: Any = None  # has .deliver(result, chunk index) -> what to send back (None: the result)
+    sink: Any = None  # has .before(chunk) and .deliver(result, before) -> what to send back
 
 
 @dataclass
@@ -38,8 +38,8 @@ class ChunkJob:
 
     def __call__(self, task: ChunkTask) -> Any:
         chunk = task.source.load()
-        # Taken before the call: the function may replace its chunk's index.
-        index = getattr(chunk, "index", None)
+        # Looked at before the call: the function may change its chunk.
+        before = task.sink.before(chunk) if task.sink is not None else None
         out = self.func(chunk, *self.args, **self.kwargs)
         if self.require_frame and not isinstance(out, (pd.DataFrame, pd.Series)):
             raise ChunkResultTypeError(
@@ -48,5 +48,5 @@ class ChunkJob:
                 "DataFrame or Series, or pass combine=... to reduce other results"
             )
         if task.sink is not None:
-            return task.sink.deliver(out, index)
+            return task.sink.deliver(out, before)
         return out

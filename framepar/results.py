@@ -62,25 +62,56 @@ def _place(shm_dir: str | None, disk: str, nbytes: int) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class SharedResult:
-    """A worker's reply: its result is in ``path`` (plus the pickled ``rest``)."""
+    """A worker's reply: its result is in ``path`` (plus the pickled ``rest``).
+
+    Columns listed in ``passed`` (result position -> input position) are the
+    input's own, unchanged, and were not written (see :mod:`framepar.passthrough`).
+    """
 
     path: str
     layout: framecodec.Layout
     rest: pd.DataFrame | None
     nbytes: int
     on_disk: bool
+    passed: dict[int, int]
+    columns: pd.Index | None = None
 
-    def load(self) -> pd.DataFrame | pd.Series:
+    def load(self, data: Any, start: int) -> pd.DataFrame | pd.Series:
         mapped = framecodec.Mapped(self.path)
         os.unlink(self.path)  # the map keeps the pages until the result is freed
-        return framecodec.decode(self.layout, mapped.table, self.rest, mapped=mapped)
+        out = framecodec.decode(self.layout, mapped.table, self.rest, mapped=mapped)
+        if not self.passed:
+            return out
+        assert isinstance(out, pd.DataFrame) and self.columns is not None
+        index = out.index
+        own = iter(range(out.shape[1]))
+        columns: dict[int, Any] = {}
+        for j in range(len(self.columns)):
+            if j in self.passed:
+                columns[j] = _input_column(data, self.passed[j], start, start + len(index), index)
+            else:
+                columns[j] = out.iloc[:, next(own)].array
+        frame = pd.DataFrame(columns, index=index, copy=False)
+        frame.columns = self.columns
+        frame.attrs = out.attrs
+        return frame
 
 
-def share(out: Any, shm_dir: str | None, disk: str, threshold: int) -> Any:
+def _input_column(data: pd.DataFrame, k: int, start: int, stop: int, index: pd.Index) -> pd.Series:
+    """Rows ``start:stop`` of the input's column ``k``: a view pandas knows is shared."""
+    col = data.iloc[start:stop, k] if (start, stop) != (0, len(data)) else data.iloc[:, k]
+    col = col.copy(deep=False)
+    col.index = index  # equal already; the same object avoids any alignment
+    return col
+
+
+def share(out: Any, shm_dir: str | None, disk: str, threshold: int, passed: dict[int, int] | None = None) -> Any:
     """``out`` itself, or a :class:`SharedResult` when it is large enough to write."""
     if not isinstance(out, (pd.DataFrame, pd.Series)):
         return out
-    enc = framecodec.encode(out)
+    passed = passed or {}
+    own = out.iloc[:, [j for j in range(out.shape[1]) if j not in passed]] if passed else out
+    enc = framecodec.encode(own)
     if enc.table is None or enc.table.nbytes < threshold:
         return out
     nbytes = framecodec.file_bytes(enc.table)
@@ -91,7 +122,8 @@ def share(out: Any, shm_dir: str | None, disk: str, threshold: int) -> Any:
         if directory == disk:
             return out  # no room anywhere: the pipe still works
         path, on_disk = framecodec.write(enc.table, disk, "result"), True
-    return SharedResult(path, enc.layout, enc.rest, nbytes, on_disk)
+    columns = out.columns if passed else None
+    return SharedResult(path, enc.layout, enc.rest, nbytes, on_disk, passed, columns)
 
 
 # -- result buffers ---------------------------------------------------------------
@@ -104,12 +136,14 @@ class Schema:
     columns: pd.Index
     dtypes: tuple[Any, ...]
     offsets: tuple[int | None, ...]  # byte offset of each fixed column in the file
+    sources: tuple[int | None, ...]  # the input column a passed-through column is
     n_rows: int
     size: int
 
-    def fits(self, out: Any, chunk_index: pd.Index) -> bool:
+    def fits(self, out: Any, chunk_index: pd.Index, passed: dict[int, int]) -> bool:
         return (
             isinstance(out, pd.DataFrame)
+            and all(k is None or passed.get(j) == k for j, k in enumerate(self.sources))
             and len(out) == len(chunk_index)
             and out.shape[1] == len(self.dtypes)
             and out.columns.equals(self.columns)
@@ -123,7 +157,7 @@ def _same_index(a: pd.Index, b: pd.Index) -> bool:
     return a is b or (type(a) is type(b) and a.dtype == b.dtype and a.names == b.names and a.equals(b))
 
 
-def make_schema(out: Any, chunk_index: pd.Index, n_rows: int) -> Schema | None:
+def make_schema(out: Any, chunk_index: pd.Index, n_rows: int, passed: dict[int, int]) -> Schema | None:
     """The buffer layout for results like ``out``, or None when they do not fit buffers."""
     if not isinstance(out, pd.DataFrame) or len(out) != len(chunk_index):
         return None
@@ -134,13 +168,16 @@ def make_schema(out: Any, chunk_index: pd.Index, n_rows: int) -> Schema | None:
         return None
     offsets: list[int | None] = []
     size = 0
-    for d in dtypes:
-        if _fixed(d):
+    for j, d in enumerate(dtypes):
+        if j in passed:
+            offsets.append(None)
+        elif _fixed(d):
             offsets.append(size)
             size += -(-n_rows * d.itemsize // _ALIGN) * _ALIGN
         else:
             offsets.append(None)
-    return Schema(out.columns, dtypes, tuple(offsets), n_rows, size)
+    sources = tuple(passed.get(j) for j in range(len(dtypes)))
+    return Schema(out.columns, dtypes, tuple(offsets), sources, n_rows, size)
 
 
 @dataclass(frozen=True)
@@ -152,6 +189,45 @@ class Written:
     on_disk: bool
 
 
+@dataclass
+class Stored:
+    """Parent side: a chunk whose result lives in the buffers (strings kept aside)."""
+
+    strings: dict[int, Any]
+
+
+def _pwrite_all(fd: int, values: np.ndarray, offset: int) -> None:
+    view = memoryview(np.ascontiguousarray(values)).cast("B")
+    while len(view):
+        done = os.pwrite(fd, view, offset)
+        view = view[done:]
+        offset += done
+
+
+def write_fixed(fd: int, schema: Schema, out: pd.DataFrame, start: int) -> tuple[int, dict[int, Any]]:
+    """Write ``out``'s fixed-width columns at row ``start``; return bytes and the others.
+
+    ``pwrite`` rather than a map: a full tmpfs then fails with ENOSPC instead
+    of killing the writer with SIGBUS.
+    """
+    moved = 0
+    others: dict[int, Any] = {}
+    for pos, (dtype, offset) in enumerate(zip(schema.dtypes, schema.offsets, strict=True)):
+        if schema.sources[pos] is not None:
+            continue
+        col = out.iloc[:, pos]
+        if offset is None:
+            others[pos] = col.array
+            continue
+        storage = _storage(dtype)
+        values = col.to_numpy()
+        if storage != dtype:
+            values = values.view(storage)
+        _pwrite_all(fd, values, offset + start * storage.itemsize)
+        moved += values.nbytes
+    return moved, others
+
+
 @dataclass(frozen=True)
 class BufferTarget:
     """Where a worker writes one chunk's result (travels with the task)."""
@@ -160,30 +236,20 @@ class BufferTarget:
     schema: Schema
     start: int
 
-    def write(self, out: Any, chunk_index: pd.Index, shm_dir: str | None, disk: str) -> Written | None:
-        if not self.schema.fits(out, chunk_index):
+    def write(
+        self, out: Any, chunk_index: pd.Index, passed: dict[int, int], shm_dir: str | None, disk: str
+    ) -> Written | None:
+        if not self.schema.fits(out, chunk_index, passed):
             return None
-        n = len(out)
-        moved = 0
-        strings: list[tuple[int, pa.Array]] = []
-        with open(self.path, "r+b") as f:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE)
+        fd = os.open(self.path, os.O_WRONLY)
         try:
-            for pos, (dtype, offset) in enumerate(zip(self.schema.dtypes, self.schema.offsets, strict=True)):
-                col = out.iloc[:, pos]
-                if offset is None:
-                    strings.append((pos, framecodec._to_arrow(col.array, dtype)))
-                    continue
-                storage = _storage(dtype)
-                dst = np.frombuffer(mm, dtype=storage, count=n, offset=offset + self.start * storage.itemsize)
-                dst[:] = col.to_numpy().view(storage) if storage != dtype else col.to_numpy()
-                moved += dst.nbytes
-                del dst
+            moved, others = write_fixed(fd, self.schema, out, self.start)
         finally:
-            mm.close()
-        if not strings:
+            os.close(fd)
+        if not others:
             return Written(None, moved, False)
-        table = pa.Table.from_arrays([a for _, a in strings], names=[f"c{p}" for p, _ in strings])
+        arrays = [framecodec._to_arrow(a, a.dtype) for a in others.values()]
+        table = pa.Table.from_arrays(arrays, names=[f"c{p}" for p in others])
         directory, on_disk = _place(shm_dir, disk, framecodec.file_bytes(table))
         path = framecodec.write(table, directory, "strings")
         return Written(path, moved + int(table.nbytes), on_disk)
@@ -200,38 +266,56 @@ class ResultBuffers:
         self.map: mmap.mmap | None = None
         self.failed = False  # no room, or the first result did not fit: stop trying
 
-    def consider(self, out: Any, start: int, stop: int) -> None:
+    def consider(self, out: Any, start: int, stop: int, passed: dict[int, int]) -> None:
         """Learn the schema from a result, and allocate the buffers."""
         if self.schema is not None or self.failed:
             return
-        schema = make_schema(out, self.data.index[start:stop], len(self.data))
+        schema = make_schema(out, self.data.index[start:stop], len(self.data), passed)
         if schema is None:
             self.failed = True
             return
-        for directory in (self.workspace.pick_dir(schema.size), self.workspace.disk):
-            name = shm.unique_name("buffer", ".bin")
-            fd = shm.create_file(directory, name)
-            try:
-                shm.reserve(fd, schema.size)
-                self.map = mmap.mmap(fd, schema.size, access=mmap.ACCESS_WRITE)
-            except OSError:
-                os.close(fd)
-                os.unlink(os.path.join(directory, name))
-                if directory != self.workspace.disk:
-                    warnings.warn(SharedMemoryFallbackWarning(
-                        f"shared memory filled up while reserving {schema.size / 2**20:.0f} MiB for "
-                        "results; using a private temp directory on disk instead"), stacklevel=2)
-                continue
-            os.close(fd)
-            self.path = os.path.join(directory, name)
-            self.schema = schema
+        # Sparse: the workers' writes allocate the pages (in parallel), and a
+        # full tmpfs fails their pwrite cleanly; only room is checked here.
+        directory = self.workspace.pick_dir(schema.size)
+        name = shm.unique_name("buffer", ".bin")
+        fd = shm.create_file(directory, name)
+        try:
+            os.ftruncate(fd, schema.size)
+            self.map = mmap.mmap(fd, schema.size, access=mmap.ACCESS_WRITE)
+        except OSError:
+            self.failed = True
             return
-        self.failed = True
+        finally:
+            os.close(fd)
+        self.path = os.path.join(directory, name)
+        self.schema = schema
 
     def target(self, start: int) -> BufferTarget | None:
         if self.schema is None or self.path is None:
             return None
         return BufferTarget(self.path, self.schema, start)
+
+    def store(self, value: Any, start: int, stop: int, passed: dict[int, int]) -> Any:
+        """Move a result into the buffers now (a :class:`Stored`), or return it as is."""
+        if isinstance(value, Written):
+            strings: dict[int, Any] = {}
+            if value.strings is not None:
+                mapped = framecodec.Mapped(value.strings)
+                os.unlink(value.strings)
+                strings = {int(n[1:]): mapped.table.column(n) for n in mapped.table.column_names}
+            return Stored(strings)
+        if self.schema is None or self.path is None or not self.schema.fits(
+            value, self.data.index[start:stop], passed
+        ):
+            return value
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            _, others = write_fixed(fd, self.schema, value, start)
+        except OSError:
+            return value
+        finally:
+            os.close(fd)
+        return Stored({pos: arr._pa_array for pos, arr in others.items()})
 
     def _column(self, pos: int) -> np.ndarray:
         assert self.schema is not None and self.map is not None
@@ -242,62 +326,39 @@ class ResultBuffers:
         values = np.frombuffer(self.map, dtype=storage, count=self.schema.n_rows, offset=offset)
         return values.view(dtype) if storage != dtype else values
 
-    def _strings(self, written: Written) -> dict[int, pa.ChunkedArray]:
-        if written.strings is None:
-            return {}
-        mapped = framecodec.Mapped(written.strings)
-        os.unlink(written.strings)
-        return {int(name[1:]): mapped.table.column(name) for name in mapped.table.column_names}
-
     def assemble(self, parts: list[tuple[int, int, Any]], complete: bool) -> tuple[Any, list[Any]]:
         """The final frame built on the buffers, or ``(None, frames)`` to concatenate.
 
         ``parts`` are ``(start, stop, value)`` of the successful chunks in
         order; ``complete`` says whether every chunk succeeded.
         """
-        schema = self.schema
-        if schema is None:
+        if self.schema is None:
             return None, [p[2] for p in parts]
-        pieces: list[dict[int, Any]] = []
-        fits = complete and bool(parts) and parts[0][0] == 0 and parts[-1][1] == schema.n_rows
-        for start, stop, value in parts:
-            if isinstance(value, Written):
-                pieces.append(self._strings(value))
-                continue
-            if not schema.fits(value, self.data.index[start:stop]):
-                fits = False
-                pieces.append({})
-                continue
-            strings = {}
-            for pos, offset in enumerate(schema.offsets):
-                col = value.iloc[:, pos]
-                if offset is None:
-                    strings[pos] = col.array._pa_array
-                else:
-                    self._column(pos)[start:stop] = col.to_numpy()
-            pieces.append(strings)
-        if fits:
-            return self._frame(0, schema.n_rows, pieces), []
-        frames = []
-        for (start, stop, value), strings in zip(parts, pieces, strict=True):
-            frames.append(self._frame(start, stop, [strings]) if isinstance(value, Written) else value)
-        return None, frames
+        stored = all(isinstance(v, Stored) for _, _, v in parts)
+        if complete and stored and parts and parts[0][0] == 0 and parts[-1][1] == self.schema.n_rows:
+            return self._frame(0, self.schema.n_rows, [v for _, _, v in parts]), []
+        return None, [self._frame(a, b, [v]) if isinstance(v, Stored) else v for a, b, v in parts]
 
-    def _frame(self, start: int, stop: int, pieces: list[dict[int, Any]]) -> pd.DataFrame:
+    def _frame(self, start: int, stop: int, pieces: list[Stored]) -> pd.DataFrame:
         assert self.schema is not None
+        index = self.data.index[start:stop] if (start, stop) != (0, len(self.data)) else self.data.index
         columns: dict[int, Any] = {}
         for pos, (dtype, offset) in enumerate(zip(self.schema.dtypes, self.schema.offsets, strict=True)):
             if offset is not None:
                 columns[pos] = self._column(pos)[start:stop]
                 continue
+            source = self.schema.sources[pos]
+            if source is not None:
+                columns[pos] = _input_column(self.data, source, start, stop, index)
+                continue
             chunks = []
             for piece in pieces:
-                value = piece[pos]
+                value = piece.strings[pos]
                 chunks += value.chunks if isinstance(value, pa.ChunkedArray) else [value]
             arrow_type = chunks[0].type if chunks else pa.large_string()
             chunked = pa.chunked_array([c.cast(arrow_type) for c in chunks], type=arrow_type)
             columns[pos] = framecodec._string_array(chunked, dtype)
-        frame = pd.DataFrame(columns, index=self.data.index[start:stop], copy=False)
+        frame = pd.DataFrame(columns, index=index, copy=False)
         frame.columns = self.schema.columns
         return frame
 

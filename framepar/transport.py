@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import framecodec, results, shm
+from . import framecodec, passthrough, results, shm
 from .backends import _worker
 from .planning import ChunkSpec
 
@@ -68,7 +68,7 @@ class InlineSource:
     data: Any
 
     def load(self) -> Any:
-        return self.data
+        return passthrough.protect(self.data, self)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class ArrowSource:
         # chunk's own pages, so a retried chunk sees the input unchanged.
         mapped = framecodec.Mapped(self.path)
         table = mapped.table.slice(self.start, self.stop - self.start)
-        return framecodec.decode(self.layout, table, self.rest, mapped=mapped, start=self.start)
+        frame = framecodec.decode(self.layout, table, self.rest, mapped=mapped, start=self.start)
+        return passthrough.protect(frame, self)
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,20 @@ class ResultSink:
     threshold: int
     target: results.BufferTarget | None = None
 
-    def deliver(self, out: Any, chunk_index: pd.Index | None) -> Any:
+    def before(self, chunk: Any) -> tuple[Any, Any]:
+        return getattr(chunk, "index", None), passthrough.fingerprints(chunk)
+
+    def deliver(self, out: Any, before: tuple[Any, Any]) -> Any:
+        chunk_index, keys = before
+        passed = passthrough.passed_columns(out, keys, chunk_index)
         if self.target is not None and chunk_index is not None:
             try:
-                written = self.target.write(out, chunk_index, self.shm, self.disk)
+                written = self.target.write(out, chunk_index, passed, self.shm, self.disk)
             except OSError:
                 written = None  # e.g. no room for the strings file: send it the other way
             if written is not None:
                 return written
-        return results.share(out, self.shm, self.disk, self.threshold)
+        return results.share(out, self.shm, self.disk, self.threshold, passed)
 
 
 class Transport:
@@ -173,27 +179,34 @@ class Transport:
             target = self.buffers.target(spec.start)
         return ResultSink(self.workspace.shm, self.workspace.disk, self.threshold, target)
 
-    def prime(self, key: int, spec: ChunkSpec, value: Any) -> None:
+    def prime(self, key: int, spec: ChunkSpec, value: Any) -> Any:
         """A result that came back some other way (the in-process first chunk)."""
+        if self.buffers is None or spec.rows is not None:
+            return value
         self.spans[key] = (spec.start, spec.stop)
-        if self.buffers is not None and spec.rows is None:
-            self.buffers.consider(value, spec.start, spec.stop)
+        passed = passthrough.passed_from(self.data, value, spec.start)  # type: ignore[arg-type]
+        self.buffers.consider(value, spec.start, spec.stop, passed)
+        return self.buffers.store(value, spec.start, spec.stop, passed)
 
     def receive(self, key: int, value: Any) -> tuple[Any, str, int]:
         """Turn a worker's reply into its result; also says how it came and its size."""
         how, nbytes = "pickle", _nbytes(value)
         if self.in_process:
             return value, "none", 0
+        start, stop = self.spans.get(key, (0, 0))
+        passed: dict[int, int] = {}
         if isinstance(value, (results.SharedResult, results.Written)):
             self._warn_disk(value.on_disk)
             nbytes = value.nbytes
             if isinstance(value, results.SharedResult):
-                value, how = value.load(), "shared"
+                passed = value.passed
+                value, how = value.load(self.data, start), "shared"
             else:
                 how = "buffer"
-        if self.buffers is not None and key in self.spans and how != "buffer":
-            start, stop = self.spans[key]
-            self.buffers.consider(value, start, stop)
+        if self.buffers is not None and key in self.spans:
+            if how != "buffer":
+                self.buffers.consider(value, start, stop, passed)
+            value = self.buffers.store(value, start, stop, passed)
         return value, how, nbytes
 
     def _warn_disk(self, on_disk: bool) -> None:
@@ -317,6 +330,13 @@ class ArrowTransport(Transport):
         return int((self.file_row_bytes + self.rest_row_bytes) * spec.n_rows)
 
 
+def wants_buffers(data: pd.DataFrame | pd.Series, mode: str, *, frames: bool) -> bool:
+    """Whether worker processes would write results into result buffers."""
+    if not frames or not isinstance(data, pd.DataFrame) or mode == "pickle":
+        return False
+    return mode != "auto" or _nbytes(data) >= INPUT_THRESHOLD_BYTES
+
+
 def make_transport(
     data: pd.DataFrame | pd.Series,
     mode: str,
@@ -340,7 +360,8 @@ def make_transport(
     if mode == "auto":
         workspace = shm.Workspace.create(shm_dir=shm_dir)
         try:
-            kwargs: dict[str, Any] = {"workspace": workspace, "buffers": frames and big}
+            kwargs: dict[str, Any] = {"workspace": workspace,
+                                      "buffers": wants_buffers(data, mode, frames=frames)}
             if inherit:
                 return InheritTransport(data, **kwargs)
             if big:
@@ -352,7 +373,8 @@ def make_transport(
     on_disk = mode == "memmap"
     workspace = shm.Workspace.create(use_shm=not on_disk, shm_dir=shm_dir)
     try:
-        return ArrowTransport(data, on_disk=on_disk, workspace=workspace, threshold=0, buffers=frames)
+        return ArrowTransport(data, on_disk=on_disk, workspace=workspace, threshold=0,
+                              buffers=wants_buffers(data, mode, frames=frames))
     except BaseException:
         workspace.close()
         raise
