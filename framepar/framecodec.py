@@ -69,7 +69,7 @@ def _to_arrow(values: Any, dtype: Any) -> pa.Array:
 def encode(obj: pd.DataFrame | pd.Series) -> Encoded:
     """Split ``obj`` into an Arrow table and a remainder (see the module docstring)."""
     series = isinstance(obj, pd.Series)
-    frame = obj.to_frame(name=0) if series else obj
+    frame: pd.DataFrame = obj.to_frame(name=0) if isinstance(obj, pd.Series) else obj
     arrays: list[pa.Array] = []
     names: list[str] = []
     carried: list[tuple[int, Any]] = []

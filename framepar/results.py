@@ -110,7 +110,7 @@ def share(out: Any, shm_dir: str | None, disk: str, threshold: int, passed: dict
     if not isinstance(out, (pd.DataFrame, pd.Series)):
         return out
     passed = passed or {}
-    own = out.iloc[:, [j for j in range(out.shape[1]) if j not in passed]] if passed else out
+    own = out.iloc[:, [j for j in range(out.shape[1]) if j not in passed]] if passed else out  # type: ignore[call-overload]
     enc = framecodec.encode(own)
     if enc.table is None or enc.table.nbytes < threshold:
         return out
@@ -197,7 +197,7 @@ class Stored:
 
 
 def _pwrite_all(fd: int, values: np.ndarray, offset: int) -> None:
-    view = memoryview(np.ascontiguousarray(values)).cast("B")
+    view = memoryview(np.ascontiguousarray(values)).cast("B")  # type: ignore[arg-type]
     while len(view):
         done = os.pwrite(fd, view, offset)
         view = view[done:]
@@ -351,7 +351,7 @@ class ResultBuffers:
             if source is not None:
                 columns[pos] = _input_column(self.data, source, start, stop, index)
                 continue
-            chunks = []
+            chunks: list[pa.Array] = []
             for piece in pieces:
                 value = piece.strings[pos]
                 chunks += value.chunks if isinstance(value, pa.ChunkedArray) else [value]

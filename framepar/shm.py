@@ -17,6 +17,7 @@ everything else is written with ``write()`` (which fails with ENOSPC).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -136,10 +137,8 @@ def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
 
 
 @dataclass

@@ -37,7 +37,6 @@ ever see their own copy.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
