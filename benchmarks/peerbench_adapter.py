@@ -1,0 +1,48 @@
+"""framepar as a contender in ../shared/peerbench (see its README).
+
+The module itself is the ``framepar`` contender with default settings (what a
+user gets without tuning); ``peerbench_adapter:framepar_process`` is the same
+forced onto worker processes. From the project root::
+
+    python ../shared/peerbench/run.py --pythonpath benchmarks \
+        --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+
+NAME = "framepar"
+API = {"run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')"}
+
+
+def load() -> None:
+    import framepar
+
+    global VERSION
+    VERSION = framepar.__version__
+
+
+def run(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
+    import framepar
+
+    return framepar.map_chunks(df, fn, workers=n_workers, progress=False)
+
+
+def _run_process(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
+    import framepar
+
+    return framepar.map_chunks(df, fn, workers=n_workers, backend="process", progress=False)
+
+
+CONTENDERS = {
+    "framepar_process": SimpleNamespace(
+        NAME="framepar_process",
+        load=load,
+        run=_run_process,
+        API={"run": "framepar.map_chunks(df, fn, workers=n, backend='process')"},
+    ),
+}
