@@ -76,7 +76,9 @@ def concat_columns(parts: list[Frame], source: Frame | None = None) -> pd.DataFr
             reused.index = index
             columns[pos] = reused
         elif isinstance(dtype, np.dtype):
-            columns[pos] = np.concatenate([p.to_numpy() for p in pieces])
+            values = np.concatenate([p.to_numpy() for p in pieces])
+            # Wrapped so that pandas keeps object columns as object (no str inference).
+            columns[pos] = pd.Series(values, index=index, dtype=dtype, copy=False) if dtype.kind == "O" else values
         else:
             columns[pos] = type(pieces[0].array)._concat_same_type([p.array for p in pieces])
     out = pd.DataFrame(columns, index=index, copy=False) if columns else pd.DataFrame(index=index)

@@ -209,7 +209,14 @@ def decode(
         index = rest.index
     if rest is not None:
         for j, pos in enumerate(p for p in range(len(layout.columns)) if p not in columns):
-            columns[pos] = rest.iloc[:, j].array
+            col = rest.iloc[:, j]
+            if col.dtype == object:
+                # A Series keeps object as object (an array would be inferred as str).
+                col = col.copy(deep=False)
+                col.index = index
+                columns[pos] = col
+            else:
+                columns[pos] = col.array
     ordered = {pos: columns[pos] for pos in range(len(layout.columns))}
     out: pd.DataFrame | pd.Series
     if layout.series:

@@ -90,7 +90,9 @@ class SharedResult:
             if j in self.passed:
                 columns[j] = _input_column(data, self.passed[j], start, start + len(index), index)
             else:
-                columns[j] = out.iloc[:, next(own)].array
+                col = out.iloc[:, next(own)].copy(deep=False)
+                col.index = index
+                columns[j] = col
         frame = pd.DataFrame(columns, index=index, copy=False)
         frame.columns = self.columns
         frame.attrs = out.attrs
