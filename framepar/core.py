@@ -444,8 +444,11 @@ def _plan_rest(
 def _transport_for(
     data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool, opts: Options, frames: bool
 ) -> Transport:
+    mode = opts.transport
+    if mode == "auto" and backend.name != "process":
+        mode = "pickle"  # workers elsewhere (dask) may not see this machine's files
     return make_transport(
-        data, opts.transport, in_process=not backend.crosses_processes,
+        data, mode, in_process=not backend.crosses_processes,
         inherit=owned and backend.inherits_memory, frames=frames and opts.combine is None,
     )
 

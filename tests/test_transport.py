@@ -125,9 +125,11 @@ def test_series_and_duplicate_columns_round_trip(tr):
 
 @pytest.mark.parametrize("tr", ["arrow", "memmap"])
 def test_results_come_back_through_files_and_buffers(tr):
-    df = rich_frame(2000)[["f", "i", "dt", "s"]]
-    run = framepar.run(df, add_columns, backend="process", workers=2, chunk_rows=300, transport=tr)
-    tm.assert_frame_equal(run.result, add_columns(df))
+    # pandas 2 strings are object columns, which never go into buffers
+    df = rich_frame(2000)[["f", "i", "dt", "s"] if PANDAS_3 else ["f", "i", "dt"]]
+    func = add_columns if PANDAS_3 else plus_one
+    run = framepar.run(df, func, backend="process", workers=2, chunk_rows=300, transport=tr)
+    tm.assert_frame_equal(run.result, func(df))
     ways = set(run.report["transport"])
     assert ways <= {f"{tr}/shared", f"{tr}/buffer"}
     assert f"{tr}/buffer" in ways  # after the first results, straight into the buffers
