@@ -112,6 +112,9 @@ def share(out: Any, shm_dir: str | None, disk: str, threshold: int, passed: dict
     if not isinstance(out, (pd.DataFrame, pd.Series)):
         return out
     passed = passed or {}
+    shallow = out.memory_usage(index=False, deep=False)
+    if int(shallow.sum() if isinstance(shallow, pd.Series) else shallow) < threshold:
+        return out  # small (object columns counted by pointer): the pipe is cheaper
     own = out.iloc[:, [j for j in range(out.shape[1]) if j not in passed]] if passed else out  # type: ignore[call-overload]
     enc = framecodec.encode(own)
     if enc.table is None or enc.table.nbytes < threshold:
