@@ -138,6 +138,8 @@ class Mapped:
 
 
 def _numpy_column(mapped: Mapped, arr: pa.Array, dtype: np.dtype) -> np.ndarray:
+    if len(arr) == 0:
+        return np.empty(0, dtype=dtype)
     if dtype.kind == "b" or arr.null_count:
         return np.asarray(arr.to_numpy(zero_copy_only=False)).astype(dtype)  # bit-packed: copy
     storage = np.dtype("i8") if dtype.kind in "mM" else dtype

@@ -164,7 +164,7 @@ def _same_index(a: pd.Index, b: pd.Index) -> bool:
 
 def make_schema(out: Any, chunk_index: pd.Index, n_rows: int, passed: dict[int, int]) -> Schema | None:
     """The buffer layout for results like ``out``, or None when they do not fit buffers."""
-    if not isinstance(out, pd.DataFrame) or len(out) != len(chunk_index):
+    if not isinstance(out, pd.DataFrame) or len(out) != len(chunk_index) or n_rows == 0:
         return None
     if not _same_index(out.index, chunk_index) or out.shape[1] == 0:
         return None

@@ -419,3 +419,28 @@ def test_result_buffers_adopt_worker_columns(monkeypatch):
     values = run.result["c"].to_numpy()
     assert isinstance(values.base, (np.ndarray, memoryview)) or values.base is not None
     assert results.RESULT_THRESHOLD_BYTES > 0
+
+
+def times_two(chunk: pd.DataFrame) -> pd.Series:
+    return chunk["f"] * 2
+
+
+def every_third(chunk: pd.DataFrame) -> pd.DataFrame:
+    return chunk[chunk["i"] % 3 == 0]
+
+
+def reset(chunk: pd.DataFrame) -> pd.DataFrame:
+    return chunk.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("tr", ["arrow", "memmap"])
+def test_edge_shapes_through_files(tr):
+    df = rich_frame(3000)[["f", "i", "s"]]
+    kw = {"backend": "process", "workers": 2, "transport": tr, "chunk_rows": 1000}
+    tm.assert_frame_equal(framepar.map_chunks(df.iloc[:0], plus_one, **kw), plus_one(df.iloc[:0]))
+    tm.assert_frame_equal(framepar.map_chunks(df[[]], identity_copy, **kw), df[[]])
+    tm.assert_series_equal(framepar.map_chunks(df, times_two, **kw), times_two(df))
+    tm.assert_frame_equal(framepar.map_chunks(df, every_third, **kw), every_third(df))
+    assert framepar.map_chunks(df, lambda c: c["f"].sum(), combine=sum, **kw) == pytest.approx(df["f"].sum())
+    expected = pd.concat([reset(df.iloc[a:a + 1000]) for a in range(0, 3000, 1000)])
+    tm.assert_frame_equal(framepar.map_chunks(df, reset, **kw), expected)
