@@ -18,7 +18,7 @@ import os
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,28 +202,60 @@ class _State:
             self.stopped = True
 
 
-def _drive(
+def drive(
     backend: Backend,
-    specs: list[ChunkSpec],
-    transport: Transport,
+    specs: Iterable[ChunkSpec],
+    source: Callable[[ChunkSpec], Any],
     state: _State,
-) -> None:
-    """Run ``specs`` on ``backend`` until all are final or the run stops."""
-    pending: deque[ChunkSpec] = deque(specs)
+    *,
+    window: int | None = None,
+) -> Iterator[ChunkRecord]:
+    """Run ``specs`` on ``backend``, yielding each chunk's final record in input order.
+
+    A record is yielded as soon as it and every chunk before it are final, so
+    a consumer can write results out incrementally (their values are in
+    ``state.results``; pop them to free memory). ``window`` bounds how many
+    chunks are taken from ``specs`` and not yet yielded (running, waiting for
+    a retry or finished out of order): with a lazy ``specs`` iterator, memory
+    then depends on the window, not on the input's size. ``source(spec)``
+    makes the chunk's payload (rows, or a recipe the worker reads itself).
+    The run stops early when ``state.stopped`` is set (``errors="raise"``).
+    """
+    pending: deque[ChunkSpec] = deque()  # retries, ahead of new chunks
+    upcoming = iter(specs)
+    order: deque[int] = deque()  # taken from ``specs``, not yet yielded
+    exhausted = False
     timeout = state.opts.timeout
     try:
-        while not state.stopped and (pending or backend.in_flight()):
-            while pending and not state.stopped and backend.capacity() > 0:
-                spec = pending.popleft()
+        while not state.stopped:
+            while order and state.records[order[0]].status is not None:
+                yield state.records[order.popleft()]
+            while not state.stopped and backend.capacity() > 0:
+                if pending:
+                    spec = pending.popleft()
+                elif not exhausted and (window is None or len(order) < window):
+                    nxt = next(upcoming, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    spec = nxt
+                    if spec.index not in state.records:
+                        state.add([spec])
+                    order.append(spec.index)
+                else:
+                    break
                 rec = state.records[spec.index]
                 rec.attempts += 1
                 rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+                task = ChunkTask(spec.index, spec.start, spec.stop, source(spec))
                 backend.submit(spec.index, task, timeout=timeout)
+            if not backend.in_flight() and not pending and (exhausted or not order):
+                break
             for out in backend.wait():
                 state.handle(out, pending)
     finally:
-        # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
+        # Stopped early (errors="raise", Ctrl-C, a bug, the consumer gave up):
+        # nothing may keep running.
         for out in backend.cancel():
             rec = state.records[out.key]
             if rec.status is None:
@@ -232,6 +264,17 @@ def _drive(
         for spec in pending:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
+
+
+def _drive(
+    backend: Backend,
+    specs: list[ChunkSpec],
+    transport: Transport,
+    state: _State,
+) -> None:
+    """Run ``specs`` on ``backend`` until all are final or the run stops."""
+    for _ in drive(backend, specs, transport.source, state):
+        pass
 
 
 def execute(
