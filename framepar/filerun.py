@@ -232,13 +232,19 @@ class _Runner:
         self.reason = reason
         self.blob = blob
         self.workers = workers
+        old = f"{files.partial}.old"
+        if entries:
+            os.replace(files.partial, old)
         self.appender = make_appender(out_fmt, str(files.partial), compress=compress, hint=plan.schema)
         self.settled = {e["chunk"]: e for e in entries}
         self.recipes: dict[int, Any] = {}
         self.specs: dict[int, ChunkSpec] = {}
         self.reusable: dict[int, PartInfo] = {}
         if entries:
-            self.appender.restore([e for e in entries if e.get("status") == "ok"])
+            # The interrupted output up to its last settled part is copied into
+            # a fresh file; the moved-aside one is kept until that succeeded.
+            self.appender.restore([e for e in entries if e.get("status") == "ok"], old)
+            os.unlink(old)
 
     # -- the plan as specs, skipping what an interrupted run settled -----------------
     def _all_specs(self) -> Iterator[tuple[ChunkSpec, Any]]:

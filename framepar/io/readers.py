@@ -217,8 +217,8 @@ def group_bounds(keys: pd.Series, target: int, by: str) -> list[tuple[int, int]]
     n = len(keys)
     if n == 0:
         return [(0, 0)]
-    values = keys.to_numpy()
-    change = (keys.shift() != keys).to_numpy()
+    keys = keys.reset_index(drop=True)
+    change = (keys.shift() != keys).to_numpy(dtype=bool, copy=True)
     change[0] = True
     if keys.isna().any():
         both_na = (keys.isna() & keys.shift().isna()).to_numpy()
@@ -230,7 +230,6 @@ def group_bounds(keys: pd.Series, target: int, by: str) -> list[tuple[int, int]]
             f"sort the file by {by} first (framepar streams the file, so a group must not be "
             "spread over it)"
         )
-    del values
     bounds = []
     a = 0
     for s in starts[1:]:

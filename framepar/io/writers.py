@@ -151,19 +151,17 @@ class Appender(ABC):
         """Complete the file (footer, end marker); it is then ready to be renamed."""
 
     @abstractmethod
-    def restore(self, entries: list[dict[str, Any]]) -> None:
-        """Continue an interrupted output from the manifest's entries."""
+    def restore(self, entries: list[dict[str, Any]], old: str) -> None:
+        """Continue the interrupted output ``old`` (moved aside) from the manifest's entries."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release the open file (after finish, or when giving up)."""
 
 
-def _truncate_to(path: str, entries: list[dict[str, Any]], start: int) -> int:
+def _end_of(entries: list[dict[str, Any]], start: int) -> int:
+    """Where the last appended part ended (what follows it was being written when killed)."""
     ends = [e["end"] for e in entries if "end" in e]
-    end = max(ends) if ends else start
-    with open(path, "r+b") as fh:
-        fh.truncate(end)
-    return end
+    return max(ends) if ends else start
 
 
 class TextAppender(Appender):
@@ -198,13 +196,11 @@ class TextAppender(Appender):
         entry["end"] = self.fh.tell()
         return [(chunk, entry, None)]
 
-    def restore(self, entries: list[dict[str, Any]]) -> None:
-        self.fh.close()
-        _truncate_to(self.path, entries, 0)
+    def restore(self, entries: list[dict[str, Any]], old: str) -> None:
+        copy_bytes(old, self.fh, 0, _end_of(entries, 0))
         for e in entries:
             if "columns" in e:
                 self.columns = tuple(e["columns"])
-        self.fh = open(self.path, "ab")  # noqa: SIM115
 
     def finish(self) -> None:
         self.fh.flush()
@@ -365,11 +361,11 @@ class ParquetAppender(ColumnarAppender):
         finally:
             os.unlink(recast)
 
-    def restore(self, entries: list[dict[str, Any]]) -> None:
+    def restore(self, entries: list[dict[str, Any]], old: str) -> None:
         import pyarrow as pa
 
-        end = _truncate_to(self.path, entries, 4)
-        self.fh.seek(end)
+        end = _end_of(entries, 4)
+        copy_bytes(old, self.fh, 4, end - 4)  # offsets stay valid: same position
         self.splicer.restore(entries)
         if self.splicer.template is not None:
             self.target = _schema_from_template(self.splicer.template) or pa.schema([])
@@ -434,14 +430,10 @@ class ArrowAppender(ColumnarAppender):
         self.sink.flush()
         return {"end": self.sink.tell(), "schema": bool(self.writer)}
 
-    def restore(self, entries: list[dict[str, Any]]) -> None:
+    def restore(self, entries: list[dict[str, Any]], old: str) -> None:
         import pyarrow as pa
 
-        self.sink.close()
-        old = self.path + ".old"
-        os.replace(self.path, old)
-        self.sink = pa.OSFile(self.path, "wb")
-        end = _truncate_to(old, entries, 0)
+        end = _end_of(entries, 0)
         if end > 8:
             with open(old, "rb") as fh:
                 fh.seek(8)  # the file format's magic; what follows is a stream
@@ -449,7 +441,6 @@ class ArrowAppender(ColumnarAppender):
                 self.target = reader.schema
                 for batch in reader:
                     self._writer().write_batch(batch)
-        os.unlink(old)
 
     def finish(self) -> None:
         import pyarrow as pa
