@@ -6,6 +6,9 @@ forced onto worker processes. From the project root::
 
     python ../shared/peerbench/run.py --pythonpath benchmarks \
         --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4
+
+W6 (file in, file out) goes through ``run_file``: ``framepar.map_file`` with
+default settings, the same streaming pipeline as ``framepar run``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from typing import Any
 import pandas as pd
 
 NAME = "framepar"
-API = {"run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')"}
+API = {
+    "run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')",
+    "run_file": "framepar.map_file(in_path, fn, out_path, workers=n) (streaming, defaults)",
+}
 
 
 def load() -> None:
@@ -30,6 +36,12 @@ def run(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
     import framepar
 
     return framepar.map_chunks(df, fn, workers=n_workers, progress=False)
+
+
+def run_file(in_path: str, out_path: str, fn: Any, n_workers: int) -> None:
+    import framepar
+
+    framepar.map_file(in_path, fn, out_path, workers=n_workers, progress=False).raise_for_errors()
 
 
 def _run_process(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:

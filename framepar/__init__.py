@@ -22,6 +22,7 @@ from .exceptions import (
     WorkerCrashedError,
 )
 from .executor import Executor
+from .filerun import FileRun, map_file
 from .job import ChunkResultTypeError
 from .report import Run
 
@@ -33,6 +34,7 @@ __all__ = [
     "ChunkTimeoutError",
     "ChunksFailed",
     "Executor",
+    "FileRun",
     "FrameparError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -42,5 +44,6 @@ __all__ = [
     "WorkerCrashedError",
     "__version__",
     "map_chunks",
+    "map_file",
     "run",
 ]
