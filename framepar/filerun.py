@@ -39,7 +39,7 @@ from .exceptions import InvalidArgumentError
 from .io.formats import detect, is_gzip
 from .io.readers import InputPlan, plan_input
 from .io.state import RunState
-from .io.writers import PartEncoder, PartInfo, existing_part, make_appender, remove_part
+from .io.writers import PartEncoder, PartInfo, existing_part, make_appender
 from .job import ChunkJob, ChunkTask
 from .pickling import pickle_job
 from .planning import ChunkSpec

@@ -8,6 +8,7 @@ data cannot shadow the real modules; a local file is named by its path.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -74,7 +75,10 @@ def _load_file(path_text: str, spec: str) -> ModuleType:
     if not path.is_file():
         raise SpecError(f"--func {spec!r}: file {path_text!r} does not exist")
     path = path.resolve()
-    name = f"framepar_user_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    # A stable name (not hash(), which changes per process): the function's
+    # fingerprint, checked by --resume, includes its module's name.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:10]
+    name = f"framepar_user_{path.stem}_{digest}"
     loader_spec = importlib.util.spec_from_file_location(name, path)
     if loader_spec is None or loader_spec.loader is None:
         raise SpecError(f"--func {spec!r}: {path_text!r} cannot be loaded as Python")

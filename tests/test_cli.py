@@ -333,7 +333,6 @@ def test_interrupted_run_resumes_only_missing_chunks(numbers: Path, tmp_path: Pa
     code, text = invoke("run", numbers, "-f", f"{funcs}:double_x", "-o", out, "--resume", "--no-progress", *CHUNKS)
     assert code == 2 and "function changed" in text
     funcs.write_text(funcs.read_text().replace("== 300", "== 12345"))
-    report = tmp_path / "r.csv"
     code, text = invoke("run", numbers, "-f", f"{funcs}:interrupt_at_300", "-o", out, *CHUNKS, "--resume",
                         "--no-progress")
     assert code == 2 and "function changed" in text

@@ -39,7 +39,9 @@ class TextPiece:
 
 
 def open_binary(path: str) -> IO[bytes]:
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+    if is_gzip(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
 
 
 def _records(data: bytes, quote: bytes | None, in_quotes: bool) -> tuple[int, bool]:
@@ -144,7 +146,8 @@ def unify(dtypes: list[pd.Series]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for piece in dtypes:
         for col, dt in piece.items():
-            out[col] = dt if col not in out else _widen(out[col], dt)
+            name = str(col)
+            out[name] = dt if name not in out else _widen(out[name], dt)
     return out
 
 

@@ -19,6 +19,7 @@ saying which column disagrees.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -31,6 +32,7 @@ import pandas as pd
 
 from .parquet_concat import ParquetSplicer, copy_bytes
 
+MAX_HELD = 16
 EXTENSIONS = {"parquet": "parquet", "arrow": "arrow", "csv": "csv", "jsonl": "jsonl"}
 
 
@@ -96,8 +98,6 @@ class PartEncoder:
 
             table = pa.Table.from_pandas(df, preserve_index=False)
             if self.fmt == "parquet":
-                import pyarrow.parquet as pq
-
                 write_parquet(table, tmp)
             else:
                 with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
@@ -137,10 +137,8 @@ def existing_part(path: str) -> PartInfo | None:
 
 def remove_part(path: str) -> None:
     for p in (path, path + ".json"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
-        except FileNotFoundError:
-            pass
 
 
 # -- the parent side --------------------------------------------------------------------
@@ -289,7 +287,9 @@ class ColumnarAppender(Appender):
         if self.target is not None:
             return [self._append(chunk, info)]
         self.held.append((chunk, info, self._schema_of(info.path)))
-        target = self._resolve(final=False)
+        # Held parts wait on disk, not in memory; still, a column that stays
+        # all-null for this long is written as null-typed rather than waited on.
+        target = self._resolve(final=len(self.held) >= MAX_HELD)
         return self._release(target) if target is not None else []
 
     def _release(self, target: Any) -> list[tuple[int, dict[str, Any] | None, str | None]]:
