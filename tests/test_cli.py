@@ -387,3 +387,20 @@ def test_inspect(flights: Path) -> None:
 def test_inspect_missing_file(tmp_path: Path) -> None:
     code, text = invoke("inspect", tmp_path / "nope.csv")
     assert code == 2 and "does not exist" in text
+
+
+def test_readme_example(tmp_path: Path) -> None:
+    """The README's command, with the output moved to a temporary directory."""
+    import importlib.util
+
+    example = DATA.parent / "examples" / "features.py"
+    out = tmp_path / "speed.parquet"
+    code, text = invoke("run", DATA / "flights_sample.csv", "--func", f"{example}:add_speed",
+                        "--output", out, "--no-progress")
+    assert code == 0, text
+    loaded = importlib.util.spec_from_file_location("readme_features", example)
+    assert loaded is not None and loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    expected = module.add_speed(pd.read_csv(DATA / "flights_sample.csv"))
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
