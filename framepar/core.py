@@ -13,8 +13,10 @@ ever computed twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import time
 import warnings
 from collections import deque
@@ -44,7 +46,7 @@ from .job import ChunkJob, ChunkTask
 from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
-from .report import ChunkRecord, Run, build_report
+from .report import ChunkRecord, Run
 from .transport import InheritTransport, InProcessTransport, Transport
 
 ERRORS = ("raise", "collect", "skip")
@@ -67,6 +69,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    locate: bool = False
 
     @property
     def user_chunking(self) -> bool:
@@ -109,6 +112,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"errors must be one of {ERRORS}, got {opts.errors!r}")
     if opts.backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
+    if not isinstance(opts.locate, bool):
+        raise InvalidArgumentTypeError(f"locate must be True or False, got {opts.locate!r}")
     if opts.progress not in (None, True, False):
         raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
     if opts.combine is not None and not callable(opts.combine):
@@ -155,13 +160,20 @@ class _State:
     stopped: bool = False
     t0: float = field(default_factory=time.time)
     progress: Progress | None = None
+    # Chunks to run alone before they are blamed (see handle), the one
+    # running alone now, and those that have had their run alone.
+    solo: deque[ChunkSpec] = field(default_factory=deque)
+    solo_running: int | None = None
+    solo_runs: set[int] = field(default_factory=set)
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
             self.records[s.index] = ChunkRecord(s)
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
-        if rec.attempts > self.opts.retries:
+        # A run alone to clear a chunk's name (see handle) is not a retry.
+        free = 1 if rec.spec.index in self.solo_runs else 0
+        if rec.attempts - free > self.opts.retries:
             return False
         for item in self.opts.retry_on:
             if item == out.status:
@@ -175,7 +187,10 @@ class _State:
                 return True
         return False
 
-    def handle(self, out: Outcome, pending: deque[ChunkSpec]) -> None:
+    def handle(self, out: Outcome, pending: deque[ChunkSpec], *, crowded: bool = False) -> None:
+        """Record ``out``; ``crowded``: other chunks were running when it ended."""
+        if out.key == self.solo_running:
+            self.solo_running = None
         rec = self.records[out.key]
         rec.seconds = out.seconds
         rec.worker = out.worker or rec.worker
@@ -191,6 +206,19 @@ class _State:
         rec.error = out.error
         if out.status == "cancelled":
             rec.status = "cancelled"
+            return
+        if (
+            out.status == "crashed"
+            and crowded
+            and out.key not in self.solo_runs
+            and out.error is not None
+            and out.error.exit_code == -signal.SIGKILL
+        ):
+            # SIGKILL is what the kernel's OOM killer sends, and it picks the
+            # biggest process, not necessarily the one whose chunk used the
+            # memory: run this chunk once more on its own before blaming it.
+            self.solo_runs.add(out.key)
+            self.solo.append(rec.spec)
             return
         if self.should_retry(rec, out):
             pending.appendleft(rec.spec)
@@ -226,33 +254,51 @@ def drive(
     order: deque[int] = deque()  # taken from ``specs``, not yet yielded
     exhausted = False
     timeout = state.opts.timeout
+
+    def submit(spec: ChunkSpec) -> None:
+        rec = state.records[spec.index]
+        rec.attempts += 1
+        rec.backend = backend.name
+        task = ChunkTask(spec.index, spec.start, spec.stop, source(spec))
+        backend.submit(spec.index, task, timeout=timeout)
+
+    def take() -> ChunkSpec | None:
+        """The next chunk of the plan, if the window has room for it."""
+        nonlocal exhausted
+        if exhausted or (window is not None and len(order) >= window):
+            return None
+        spec = next(upcoming, None)
+        if spec is None:
+            exhausted = True
+            return None
+        if spec.index not in state.records:
+            state.add([spec])
+        order.append(spec.index)
+        return spec
+
     try:
         while not state.stopped:
             while order and state.records[order[0]].status is not None:
                 yield state.records[order.popleft()]
-            while not state.stopped and backend.capacity() > 0:
-                if pending:
-                    spec = pending.popleft()
-                elif not exhausted and (window is None or len(order) < window):
-                    nxt = next(upcoming, None)
+            if state.solo or state.solo_running is not None:
+                # A chunk to run alone: let the others finish, then run it
+                # with nothing beside it.
+                if state.solo_running is None and not backend.in_flight():
+                    spec = state.solo.popleft()
+                    state.solo_running = spec.index
+                    submit(spec)
+            else:
+                while not state.stopped and backend.capacity() > 0:
+                    nxt = pending.popleft() if pending else take()
                     if nxt is None:
-                        exhausted = True
                         break
-                    spec = nxt
-                    if spec.index not in state.records:
-                        state.add([spec])
-                    order.append(spec.index)
-                else:
-                    break
-                rec = state.records[spec.index]
-                rec.attempts += 1
-                rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, source(spec))
-                backend.submit(spec.index, task, timeout=timeout)
-            if not backend.in_flight() and not pending and (exhausted or not order):
+                    submit(nxt)
+            if not (backend.in_flight() or pending or state.solo) and (exhausted or not order):
                 break
-            for out in backend.wait():
-                state.handle(out, pending)
+            outs = backend.wait()
+            crowded = len(outs) > 1 or backend.in_flight() > 0
+            for out in outs:
+                state.handle(out, pending, crowded=crowded)
     finally:
         # Stopped early (errors="raise", Ctrl-C, a bug, the consumer gave up):
         # nothing may keep running.
@@ -261,7 +307,7 @@ def drive(
             if rec.status is None:
                 rec.status = "cancelled"
                 rec.worker = out.worker or rec.worker
-        for spec in pending:
+        for spec in [*pending, *state.solo]:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
 
@@ -326,6 +372,8 @@ def execute(
             serial.start_job(job, None)
             transport = InProcessTransport(data)
             _drive(serial, probe, transport, state)
+            if opts.locate:
+                _locate(serial, transport, data, state, probe)
             rest_from = probe[-1].stop if probe else 0
             if rest_from >= n_rows:
                 reason = (
@@ -353,6 +401,8 @@ def execute(
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
+                    if opts.locate:
+                        _locate(backend, transport, data, state, specs)
                 finally:
                     backend.end_job()
                 if not reason:
@@ -370,6 +420,16 @@ def execute(
     return _finish(data, state, opts, backend_name or mode, reason)
 
 
+def _locate(
+    backend: Backend, transport: Transport, data: pd.DataFrame | pd.Series, state: _State, specs: list[ChunkSpec]
+) -> None:
+    """``locate=True``: find the failing rows of the chunks of ``specs`` that failed."""
+    from .locate import locate_failures
+
+    records = [state.records[s.index] for s in specs]
+    locate_failures(backend, transport, data, records, timeout=state.opts.timeout)
+
+
 def _decide(
     data: pd.DataFrame | pd.Series,
     probe: list[ChunkSpec],
@@ -383,6 +443,18 @@ def _decide(
     n_rows = len(data)
     probe_rows = sum(s.n_rows for s in probe)
     seconds = sum(state.records[s.index].seconds for s in probe)
+    if pool is not None:
+        start = pool.describe_worker_start()
+    else:
+        start = 0.01 + 0.01 * workers if _fork_default(opts) else 0.6 + 0.05 * workers
+    rest_rows = n_rows - rest_from
+    left = seconds / max(probe_rows, 1) * rest_rows
+    if left < start:
+        # Starting workers alone costs more than finishing here; skip measuring data.
+        return "serial", (
+            f"in-process: about {left:.3f} s of work left, less than starting "
+            f"{workers} worker processes ({start:.3f} s)"
+        )
     moved = 0.0
     results = [state.results[s.index] for s in probe if s.index in state.results]
     if results and probe_rows:
@@ -391,11 +463,6 @@ def _decide(
     inherit = pool is None and _fork_default(opts)
     if not inherit and probe_rows:
         moved += _nbytes(data.iloc[:probe_rows]) / probe_rows
-    if pool is not None:
-        start = pool.describe_worker_start()
-    else:
-        start = 0.01 + 0.01 * workers if _fork_default(opts) else 0.6 + 0.05 * workers
-    rest_rows = n_rows - rest_from
     rest_chunks = len(planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                            n_chunks=opts.n_chunks))
     est = planning.choose_execution(
@@ -453,21 +520,24 @@ def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: b
 
 def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backend: str, reason: str) -> Run:
     records = [state.records[k] for k in sorted(state.records)]
+    if opts.locate:
+        for r in records:
+            r.extra.setdefault("failing_labels", None)
     ok_parts = [state.results[r.spec.index] for r in records if r.status == "ok"]
-    report = build_report(records)
-    report.attrs.update({"backend": backend, "reason": reason})
     errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
-    for exc in errors.values():
-        _attach_report(exc, report)
     if opts.combine is not None:
         result = opts.combine(ok_parts) if ok_parts or not errors else None
     elif ok_parts:
         result = concat_results(ok_parts)
     else:
-        result = data.iloc[0:0] if not records else (pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object))
+        result = pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object)
     first = errors.get(state.first_failure) if state.first_failure is not None else None
-    return Run(result, report, list(errors.values()), mode=opts.errors, backend=backend,
-               reason=reason, first_error=first)
+    run = Run(result, records, list(errors.values()), mode=opts.errors, backend=backend,
+              reason=reason, first_error=first)
+    if errors:
+        for exc in errors.values():
+            _attach_report(exc, run.report)
+    return run
 
 
 def _exception_for(rec: ChunkRecord) -> Exception:
@@ -484,6 +554,7 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         "traceback": info.traceback, "worker": rec.worker,
     }
     exc: Exception
+    located = rec.extra.get("failing_labels")
     if rec.status == "error" and isinstance(info.exception, Exception):
         exc = info.exception
         if info.remote:
@@ -491,6 +562,8 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         note = f"framepar: {where}"
         if note not in getattr(exc, "__notes__", []):
             exc.add_note(note)
+        if located:
+            exc.add_note(_located_note(located))
         return exc
     if rec.status == "crashed":
         exc = WorkerCrashedError(f"{where}: {info.message}", info=details)
@@ -507,16 +580,23 @@ def _exception_for(rec: ChunkRecord) -> Exception:
             info=details,
         )
         exc.__cause__ = RemoteTraceback(info.traceback)
+    if located:
+        exc.add_note(_located_note(located))
     return exc
+
+
+def _located_note(labels: list[Any]) -> str:
+    shown = ", ".join(repr(x) for x in labels[:10]) + (", ..." if len(labels) > 10 else "")
+    what = "row" if len(labels) == 1 else f"{len(labels)} rows"
+    return f"framepar: first failing {what} (index labels): [{shown}]"
 
 
 def _attach_report(exc: BaseException, report: pd.DataFrame) -> None:
     if isinstance(exc, ChunkError):
         exc.report = report
-    try:
+    # Exceptions with __slots__ refuse new attributes; the report is on the Run.
+    with contextlib.suppress(AttributeError, TypeError):
         exc.framepar_report = report  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):
-        pass  # __slots__ exceptions: the report is on the Run
 
 
 def raise_for_run(run: Run) -> None:

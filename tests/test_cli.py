@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import cli_funcs
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +21,6 @@ import pytest
 from typer.testing import CliRunner
 
 from framepar.cli import app
-from tests import cli_funcs
 
 FUNCS = Path(cli_funcs.__file__).resolve()
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -17,11 +17,10 @@ import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import cli_funcs
 import numpy as np
 import pandas as pd
 import pytest
-
-from tests import cli_funcs
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
