@@ -96,7 +96,7 @@ def run(
         raise
     except KeyboardInterrupt:
         _fail("interrupted; run the same command with --resume to continue", 130)
-    except (*_usage_errors(), ImportError) as exc:
+    except (*_usage_errors(), ImportError) as exc:  # type: ignore[misc]
         _fail(_one_line(exc))
     except OSError as exc:
         _fail(f"{exc.strerror or exc} ({exc.filename or ''}); check the paths and free space")

@@ -44,7 +44,7 @@ from .job import ChunkJob, ChunkTask
 from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
-from .report import ChunkRecord, Run, build_report
+from .report import ChunkRecord, Run
 from .transport import InlineSource
 
 FILE_ERRORS = ("raise", "skip", "collect")
@@ -385,17 +385,15 @@ class _Runner:
             rec.extra.setdefault("source", _describe(self.plan, rec.spec.index))
             rec.extra.setdefault("rows_out", None)
             rec.extra.setdefault("reused", False)
-        report = build_report(ordered)
         backend = "+".join(dict.fromkeys(r.backend for r in ordered if r.backend)) or self.mode
-        report.attrs.update({"backend": backend, "reason": self.reason})
         errors = {r.spec.index: _exception_for(r) for r in ordered if r.failed}
-        for exc in errors.values():
-            _attach_report(exc, report)
         first = errors.get(self.state.first_failure) if self.state.first_failure is not None else None
         wrote = self.output.exists() and not (errors and self.opts.errors == "raise")
-        run = FileRun(str(self.output) if wrote else None, report, list(errors.values()),
+        run = FileRun(str(self.output) if wrote else None, ordered, list(errors.values()),
                       mode=self.opts.errors, backend=backend, reason=self.reason, first_error=first)
         run.output = str(self.output) if wrote else None
+        for exc in errors.values():
+            _attach_report(exc, run.report)
         return run
 
 
