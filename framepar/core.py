@@ -20,7 +20,7 @@ import signal
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,7 +237,7 @@ def drive(
     state: _State,
     *,
     window: int | None = None,
-) -> Iterator[ChunkRecord]:
+) -> Generator[ChunkRecord, None, None]:
     """Run ``specs`` on ``backend``, yielding each chunk's final record in input order.
 
     A record is yielded as soon as it and every chunk before it are final, so

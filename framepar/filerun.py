@@ -339,16 +339,20 @@ class _Runner:
             backend.start_job(self.job, self.blob if backend.crosses_processes else None)
             window = WINDOW_PER_WORKER * backend.workers
             ok = True
-            for rec in drive(backend, specs, self._source, state, window=window):
-                self.recipes.pop(rec.spec.index, None)
-                rec.extra.update(source=_describe(self.plan, rec.spec.index), reused=False)
-                ok = self._append_reusable_before(rec.spec.index) and ok
-                if rec.status == "ok":
-                    ok = self._append(rec.spec.index, state.results.pop(rec.spec.index)) and ok
-                else:
-                    self._log(rec, None)
-                if not ok:
-                    break
+            chunks = drive(backend, specs, self._source, state, window=window)
+            try:
+                for rec in chunks:
+                    self.recipes.pop(rec.spec.index, None)
+                    rec.extra.update(source=_describe(self.plan, rec.spec.index), reused=False)
+                    ok = self._append_reusable_before(rec.spec.index) and ok
+                    if rec.status == "ok":
+                        ok = self._append(rec.spec.index, state.results.pop(rec.spec.index)) and ok
+                    else:
+                        self._log(rec, None)
+                    if not ok:
+                        break
+            finally:
+                chunks.close()  # stops whatever still runs when we leave early
             if ok and not state.stopped:
                 ok = self._append_reusable_before(float("inf"))
                 ok = self._settle(_finish_held(self.appender)) and ok
