@@ -26,6 +26,7 @@ def run(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    address: str | None = None,
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -38,7 +39,7 @@ def run(
     opts = Options(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method,
+        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, address=address,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -58,6 +59,7 @@ def map_chunks(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    address: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -91,10 +93,13 @@ def map_chunks(
         and dask backends).
     start_method : multiprocessing start method for worker processes
         (default: fork where safe, else forkserver).
+    address : with backend="dask", the scheduler to use ("tcp://host:8786");
+        default: the current ``distributed.Client``, else ``FRAMEPAR_DASK_ADDRESS``,
+        else a local cluster on 127.0.0.1.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=retry_on, timeout=timeout, start_method=start_method, **kwargs,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, address=address, **kwargs,
     )
     return map_chunks_result(result)

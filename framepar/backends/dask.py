@@ -1,0 +1,400 @@
+"""Dask backend: chunks run as tasks on a Dask distributed cluster.
+
+::
+
+    client (this module)                               Dask workers
+    ────────────────────────────────                   ─────────────────────────────
+    start_job: scatter(job blob, broadcast) ───────▶   every worker holds the job bytes
+    submit:    scatter(pickled payload) to the ───▶    one worker holds the chunk's rows
+               least busy worker, then
+               submit(run_chunk, job, key, payload) ▶  _dask_worker.run_chunk: same reply
+                                                       as the process worker
+    wait():    a done-callback wakes it up        ◀──  (address, reply bytes)
+               KilledWorker / cancelled / lost    ──▶  outcome "crashed"
+               deadline passed                    ──▶  cancel + restart that worker,
+                                                       outcome "timeout"
+
+Which cluster: an explicit ``client``; else ``address`` (or the
+``FRAMEPAR_DASK_ADDRESS`` environment variable when no client is current);
+else the current ``distributed.Client``; else a ``LocalCluster`` of worker
+processes bound to 127.0.0.1, which this backend closes on shutdown. It never
+closes a client or cluster it did not create.
+
+Each chunk's rows are pickled and scattered once; a retry of the same chunk
+reuses the scattered copy while it is still held by a worker (a worker that
+died takes it with it, so then it is scattered again).
+
+Failures are framepar's to count, not the scheduler's: the scheduler would
+otherwise re-run a task whose worker died up to ``allowed-failures`` times.
+A cluster started here has ``allowed-failures`` 0; on an existing cluster each
+of framepar's tasks is marked on the scheduler so that the first worker death
+fails it with ``KilledWorker``, which is reported as ``crashed`` for that
+chunk and retried according to ``retries``.
+
+``timeout``: Dask cannot stop a running task, so a chunk past its deadline is
+cancelled and the worker running it is restarted through its nanny (its other
+tasks are lost with it and are reported ``crashed`` or re-run by the
+scheduler). A worker without a nanny cannot be restarted: the chunk is still
+reported ``timeout`` but its thread runs on until the function returns.
+Likewise a run stopped early (``errors="raise"``) cancels its pending tasks,
+while chunks already running finish on their workers and are discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import secrets
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import distributed
+from distributed import Client, Future, KilledWorker, LocalCluster
+
+from . import _dask_worker
+from .base import Backend, ErrorInfo, Job, Outcome
+from .process import _outcome_from_message
+
+ADDRESS_ENV = "FRAMEPAR_DASK_ADDRESS"
+CONNECT_TIMEOUT_SECONDS = 30.0
+# Wake up this often while waiting, to notice futures the scheduler lost.
+POLL_SECONDS = 1.0
+RESTART_TIMEOUT_SECONDS = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Flight:
+    future: Future
+    worker: str
+    started: float  # time.monotonic()
+    started_wall: float
+    deadline: float | None
+
+
+class DaskBackend(Backend):
+    """Runs chunks on a Dask cluster; see the module docstring.
+
+    ``workers`` caps the chunks in flight; 0 means the cluster's total number
+    of threads (and, for a cluster started here, the CPUs of this machine).
+    """
+
+    name = "dask"
+    crosses_processes = True
+
+    def __init__(
+        self,
+        workers: int = 0,
+        *,
+        address: str | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self._cluster: LocalCluster | None = None
+        self._owns_client = False
+        self._client = self._connect(workers, address, client)
+        self._n = workers or _total_threads(self._client)
+        self._job_id: int | None = None
+        self._job_blob: bytes | None = None
+        self._job_future: Future | None = None
+        self._flights: dict[int, _Flight] = {}
+        self._payloads: dict[int, Future] = {}
+        self._holder: dict[int, str] = {}  # the worker a chunk's rows were scattered to
+        self._attempts: dict[int, int] = {}
+        self._unguarded: list[str] = []
+        self._guard = self._cluster is None  # our own cluster already has allowed-failures 0
+        self._closed = False
+        self._ready = threading.Event()  # set when any future ends
+
+    def _on_done(self, future: Future) -> None:
+        self._ready.set()
+
+    # -- connecting -----------------------------------------------------------
+    def _connect(self, workers: int, address: str | None, client: Client | None) -> Client:
+        if client is not None:
+            return client
+        if address is None:
+            try:
+                return distributed.default_client()
+            except ValueError:
+                address = os.environ.get(ADDRESS_ENV) or None
+        if address is not None:
+            try:
+                connected = Client(address, timeout=CONNECT_TIMEOUT_SECONDS, set_as_default=False)
+            except OSError as exc:
+                raise ConnectionError(
+                    f"could not reach the Dask scheduler at {address!r}: {exc}. Check the address "
+                    f"(address=... or {ADDRESS_ENV}) and that the scheduler is running"
+                ) from exc
+            self._owns_client = True
+            return connected
+        from ..core import available_cpus
+
+        # Only this machine may reach the cluster; no dashboard (needs bokeh,
+        # opens a port); the scheduler must not re-run a task behind our back.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            self._cluster = LocalCluster(
+                n_workers=workers or available_cpus(),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        self._owns_client = True
+        return Client(self._cluster, set_as_default=False)
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def workers(self) -> int:
+        return self._n
+
+    # -- jobs and tasks -------------------------------------------------------
+    def start_job(self, job: Job, job_blob: bytes | None) -> None:
+        if job_blob is None:
+            raise ValueError("the dask backend needs the job pickled")
+        self._job_id = secrets.randbits(62)
+        self._job_blob = job_blob
+        self._job_future = None
+
+    def end_job(self) -> None:
+        futures: list[Future] = [f.future for f in self._flights.values()]
+        futures += self._payloads.values()
+        if self._job_future is not None:
+            futures.append(self._job_future)
+        for future in futures:
+            future.release()
+        self._flights.clear()
+        self._payloads.clear()
+        self._holder.clear()
+        self._attempts.clear()
+        self._unguarded.clear()
+        self._job_id = None
+        self._job_blob = None
+        self._job_future = None
+
+    def in_flight(self) -> int:
+        return len(self._flights)
+
+    def _job(self) -> Future:
+        assert self._job_blob is not None, "start_job() first"
+        if self._job_future is None or self._job_future.status != "finished":
+            # Broadcast: every worker gets the job once, not once per chunk.
+            self._job_future = self._client.scatter(self._job_blob, broadcast=True, hash=False)
+        return self._job_future
+
+    def submit(self, key: int, payload: Any, *, timeout: float | None = None) -> None:
+        assert self._job_id is not None, "start_job() first"
+        job = self._job()
+        data = self._payloads.get(key)
+        if data is None or data.status != "finished":
+            blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+            target = self._least_busy_worker()
+            data = self._client.scatter(blob, workers=[target] if target else None, hash=False)
+            self._payloads[key] = data
+            self._holder[key] = target or ""
+        attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+        task_key = f"framepar-chunk-{self._job_id:x}-{key}-{attempt}"
+        future = self._client.submit(
+            _dask_worker.run_chunk, self._job_id, job, key, data,
+            key=task_key, pure=False, retries=0,
+        )
+        future.add_done_callback(self._on_done)
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        self._flights[key] = _Flight(future, self._holder.get(key, ""), now, time.time(), deadline)
+        if self._guard:
+            self._unguarded.append(task_key)
+
+    def _least_busy_worker(self) -> str | None:
+        threads = self._client.nthreads()
+        if not threads:
+            return None
+        busy: dict[str, int] = {}
+        for flight in self._flights.values():
+            busy[flight.worker] = busy.get(flight.worker, 0) + 1
+        return max(threads, key=lambda w: threads[w] - busy.get(w, 0))
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        if not self._flights:
+            return []
+        self._guard_against_scheduler_retries()
+        now = time.monotonic()
+        limit = POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS)
+        deadlines = [f.deadline for f in self._flights.values() if f.deadline is not None]
+        if deadlines:
+            limit = min(limit, max(0.0, min(deadlines) - now))
+        self._ready.wait(limit)
+        self._ready.clear()  # before looking: a future ending from here on sets it again
+        outcomes: list[Outcome] = []
+        now = time.monotonic()
+        for key, flight in list(self._flights.items()):
+            status = flight.future.status
+            if status in ("finished", "error", "cancelled", "lost"):
+                del self._flights[key]
+                outcome = self._outcome(key, flight, status)
+                if outcome.status == "ok":
+                    self._payloads.pop(key).release()  # no retry will need these rows
+                outcomes.append(outcome)
+            elif flight.deadline is not None and flight.deadline <= now:
+                del self._flights[key]
+                outcomes.append(self._time_out(key, flight, now))
+        return outcomes
+
+    def _outcome(self, key: int, flight: _Flight, status: str) -> Outcome:
+        seconds = time.monotonic() - flight.started
+        if status == "finished":
+            try:
+                worker, raw = flight.future.result()
+                message = pickle.loads(raw)
+            except BaseException as exc:
+                info = ErrorInfo.from_exception(exc)
+                info.message = f"the chunk's result could not be unpickled in the parent: {info.message}"
+                return Outcome(key, "error", error=info, seconds=seconds, worker=flight.worker)
+            flight.worker = worker or flight.worker
+            return _outcome_from_message(message, flight.worker)
+        if status == "error":
+            exc = flight.future.exception()
+            if isinstance(exc, KilledWorker):
+                worker = _killed_worker_address(exc) or flight.worker
+                message = (
+                    f"the Dask worker {worker} died while running this chunk "
+                    f"(the scheduler reported KilledWorker)"
+                )
+                info = ErrorInfo("framepar.WorkerCrashedError", message, message)
+                return Outcome(key, "crashed", error=info, seconds=seconds, worker=worker)
+            # The task could not run at all (e.g. framepar or the function's
+            # module cannot be imported on the worker): the chunk's error.
+            info = ErrorInfo.from_exception(exc, remote=True)
+            tb = flight.future.traceback()
+            if tb is not None:
+                import traceback
+
+                info.traceback = "".join(
+                    traceback.format_exception(type(exc), exc, tb)
+                )
+            return Outcome(key, "error", error=info, seconds=seconds, worker=flight.worker)
+        # "cancelled" or "lost": the scheduler dropped the task (a restart, a
+        # lost connection, its input lost with a worker): as good as a crash.
+        message = f"the Dask scheduler {'lost' if status == 'lost' else 'cancelled'} this chunk's task"
+        info = ErrorInfo("framepar.WorkerCrashedError", message, message)
+        return Outcome(key, "crashed", error=info, seconds=seconds, worker=flight.worker)
+
+    def _time_out(self, key: int, flight: _Flight, now: float) -> Outcome:
+        seconds = now - flight.started
+        worker = self._running_on(flight.future) or flight.worker
+        flight.future.cancel()
+        how = self._stop_worker(worker)
+        message = f"chunk ran past the timeout ({seconds:.1f} s) on Dask worker {worker}; {how}"
+        info = ErrorInfo("framepar.ChunkTimeoutError", message, message)
+        return Outcome(key, "timeout", error=info, seconds=seconds, worker=worker)
+
+    def _running_on(self, future: Future) -> str | None:
+        try:
+            processing = self._client.processing()
+        except Exception:
+            return None
+        for worker, keys in processing.items():
+            if future.key in keys:
+                return str(worker)
+        return None
+
+    def _stop_worker(self, worker: str) -> str:
+        if not worker:
+            return "its worker is unknown, so the task may run on until it returns"
+        try:
+            status = self._client.restart_workers(
+                [worker], timeout=RESTART_TIMEOUT_SECONDS, raise_for_error=False
+            )
+        except Exception as exc:  # e.g. a worker without a nanny
+            return f"the worker could not be restarted ({exc}), so the task runs on until it returns"
+        result = status.get(worker, "OK") if isinstance(status, dict) else "OK"
+        if result == "OK":
+            return "the worker was restarted to stop it"
+        return f"restarting the worker gave {result!r}, so the task may run on until it returns"
+
+    def _guard_against_scheduler_retries(self) -> None:
+        """Make the first worker death fail each new task (see the module docstring)."""
+        if not self._guard or not self._unguarded:
+            return
+        keys, self._unguarded = self._unguarded, []
+        try:
+            missing = self._client.run_on_scheduler(_fail_on_first_death(), keys)
+        except Exception as exc:
+            self._guard = False
+            warnings.warn(
+                f"framepar could not ask the Dask scheduler to leave retries to framepar ({exc}); "
+                "a chunk whose worker dies may be re-run by the scheduler before framepar sees it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        # Tasks the scheduler had not registered yet: try again on the next wait.
+        self._unguarded.extend(k for k in missing if any(f.future.key == k for f in self._flights.values()))
+
+    def cancel(self) -> list[Outcome]:
+        cancelled = [Outcome(key, "cancelled", worker=f.worker) for key, f in self._flights.items()]
+        if self._flights:
+            with contextlib.suppress(Exception):
+                self._client.cancel([f.future for f in self._flights.values()], force=True)
+        self._flights.clear()
+        return cancelled
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.cancel()
+            self.end_job()
+        if self._owns_client:
+            with contextlib.suppress(Exception):
+                self._client.close()
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+
+
+def _fail_on_first_death() -> Callable[..., list[str]]:
+    """A function for the scheduler to run: a worker death fails these tasks at once.
+
+    The scheduler fails a task once more workers died running it than
+    ``allowed_failures``; starting the count there does that for framepar's
+    tasks alone, leaving the cluster's setting for everyone else. It returns
+    the keys the scheduler does not know yet. Made in a closure so that it
+    travels by value: the scheduler need not have framepar installed.
+    """
+
+    def mark(keys: list[str], dask_scheduler: Any = None) -> list[str]:
+        missing = []
+        for key in keys:
+            ts = dask_scheduler.tasks.get(key)
+            if ts is None:
+                missing.append(key)
+            else:
+                ts.suspicious = max(ts.suspicious, dask_scheduler.allowed_failures)
+        return missing
+
+    return mark
+
+
+def _killed_worker_address(exc: KilledWorker) -> str:
+    last = getattr(exc, "last_worker", None)
+    return str(getattr(last, "address", "") or "")
+
+
+def _total_threads(client: Client) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:
+        return 1
