@@ -42,6 +42,7 @@ while chunks already running finish on their workers and are discarded.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -51,6 +52,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,8 @@ CONNECT_TIMEOUT_SECONDS = 30.0
 # Wake up this often while waiting, to notice futures the scheduler lost.
 POLL_SECONDS = 1.0
 RESTART_TIMEOUT_SECONDS = 30.0
+THREADS_REFRESH_SECONDS = 2.0
+ENDED = ("finished", "error", "cancelled", "lost")
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +114,12 @@ class DaskBackend(Backend):
         self._attempts: dict[int, int] = {}
         self._unguarded: list[str] = []
         self._guard = self._cluster is None  # our own cluster already has allowed-failures 0
+        self._guarding: concurrent.futures.Future[tuple[list[str], int]] | None = None
+        self._guard_thread: ThreadPoolExecutor | None = None
         self._closed = False
         self._ready = threading.Event()  # set when any future ends
+        self._threads: dict[str, int] = {}
+        self._threads_at: float | None = None
 
     def _on_done(self, future: Future) -> None:
         self._ready.set()
@@ -146,6 +154,9 @@ class DaskBackend(Backend):
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
+                # The scheduler serves HTTP (health, metrics) even without a
+                # dashboard; keep it on loopback and off the default port.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
         self._owns_client = True
@@ -217,7 +228,12 @@ class DaskBackend(Backend):
             self._unguarded.append(task_key)
 
     def _least_busy_worker(self) -> str | None:
-        threads = self._client.nthreads()
+        now = time.monotonic()
+        if self._threads_at is None or now - self._threads_at > THREADS_REFRESH_SECONDS:
+            # Workers come and go (a nanny restarts a dead one at a new address).
+            self._threads = dict(self._client.nthreads())
+            self._threads_at = now
+        threads = self._threads
         if not threads:
             return None
         busy: dict[str, int] = {}
@@ -238,24 +254,38 @@ class DaskBackend(Backend):
         self._ready.clear()  # before looking: a future ending from here on sets it again
         outcomes: list[Outcome] = []
         now = time.monotonic()
+        ended = {k: f for k, f in self._flights.items() if f.future.status in ENDED}
+        values = self._gather([f.future for f in ended.values() if f.future.status == "finished"])
+        for key, flight in ended.items():
+            del self._flights[key]
+            outcome = self._outcome(key, flight, flight.future.status, values)
+            if outcome.status == "crashed":
+                self._threads_at = None
+            if outcome.status == "ok":
+                self._payloads.pop(key).release()  # no retry will need these rows
+            outcomes.append(outcome)
         for key, flight in list(self._flights.items()):
-            status = flight.future.status
-            if status in ("finished", "error", "cancelled", "lost"):
-                del self._flights[key]
-                outcome = self._outcome(key, flight, status)
-                if outcome.status == "ok":
-                    self._payloads.pop(key).release()  # no retry will need these rows
-                outcomes.append(outcome)
-            elif flight.deadline is not None and flight.deadline <= now:
+            if flight.deadline is not None and flight.deadline <= now:
                 del self._flights[key]
                 outcomes.append(self._time_out(key, flight, now))
+                self._threads_at = None
         return outcomes
 
-    def _outcome(self, key: int, flight: _Flight, status: str) -> Outcome:
+    def _gather(self, futures: list[Future]) -> dict[str, Any]:
+        """The finished futures' values in one round trip (one at a time if that fails)."""
+        if not futures:
+            return {}
+        try:
+            return dict(zip([f.key for f in futures], self._client.gather(futures), strict=True))
+        except Exception:
+            return {}  # _outcome fetches each one and reports its own failure
+
+    def _outcome(self, key: int, flight: _Flight, status: str, values: dict[str, Any]) -> Outcome:
         seconds = time.monotonic() - flight.started
         if status == "finished":
             try:
-                worker, raw = flight.future.result()
+                value = values[flight.future.key] if flight.future.key in values else flight.future.result()
+                worker, raw = value
                 message = pickle.loads(raw)
             except BaseException as exc:
                 info = ErrorInfo.from_exception(exc)
@@ -324,23 +354,44 @@ class DaskBackend(Backend):
         return f"restarting the worker gave {result!r}, so the task may run on until it returns"
 
     def _guard_against_scheduler_retries(self) -> None:
-        """Make the first worker death fail each new task (see the module docstring)."""
+        """Make the first worker death fail each new task (see the module docstring).
+
+        The request goes to the scheduler from a helper thread, so that no
+        chunk waits for its round trip.
+        """
+        pending = self._guarding
+        if pending is not None:
+            if not pending.done():
+                return
+            self._guarding = None
+            try:
+                missing, allowed = pending.result()
+            except Exception as exc:
+                self._guard = False
+                self._unguarded.clear()
+                warnings.warn(
+                    f"framepar could not ask the Dask scheduler to leave retries to framepar "
+                    f"({type(exc).__name__}: {exc}); a chunk whose worker dies may be re-run by the "
+                    "scheduler before framepar sees it",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
+            if allowed == 0:  # the scheduler never re-runs a task: nothing to do
+                self._guard = False
+                self._unguarded.clear()
+                return
+            # Tasks the scheduler had not registered yet: ask again.
+            live = {f.future.key for f in self._flights.values()}
+            self._unguarded.extend(k for k in missing if k in live)
         if not self._guard or not self._unguarded:
             return
         keys, self._unguarded = self._unguarded, []
-        try:
-            missing = self._client.run_on_scheduler(_fail_on_first_death(), keys)
-        except Exception as exc:
-            self._guard = False
-            warnings.warn(
-                f"framepar could not ask the Dask scheduler to leave retries to framepar ({exc}); "
-                "a chunk whose worker dies may be re-run by the scheduler before framepar sees it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return
-        # Tasks the scheduler had not registered yet: try again on the next wait.
-        self._unguarded.extend(k for k in missing if any(f.future.key == k for f in self._flights.values()))
+        if self._guard_thread is None:
+            self._guard_thread = ThreadPoolExecutor(1, thread_name_prefix="framepar-dask-guard")
+        self._guarding = self._guard_thread.submit(
+            self._client.run_on_scheduler, _fail_on_first_death(), keys
+        )
 
     def cancel(self) -> list[Outcome]:
         cancelled = [Outcome(key, "cancelled", worker=f.worker) for key, f in self._flights.items()]
@@ -357,6 +408,8 @@ class DaskBackend(Backend):
         with contextlib.suppress(Exception):
             self.cancel()
             self.end_job()
+        if self._guard_thread is not None:
+            self._guard_thread.shutdown(wait=True)
         if self._owns_client:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -365,25 +418,26 @@ class DaskBackend(Backend):
                 self._cluster.close()
 
 
-def _fail_on_first_death() -> Callable[..., list[str]]:
+def _fail_on_first_death() -> Callable[..., tuple[list[str], int]]:
     """A function for the scheduler to run: a worker death fails these tasks at once.
 
     The scheduler fails a task once more workers died running it than
     ``allowed_failures``; starting the count there does that for framepar's
     tasks alone, leaving the cluster's setting for everyone else. It returns
-    the keys the scheduler does not know yet. Made in a closure so that it
+    the keys the scheduler does not know yet, and the setting. Made in a closure so that it
     travels by value: the scheduler need not have framepar installed.
     """
 
-    def mark(keys: list[str], dask_scheduler: Any = None) -> list[str]:
+    def mark(keys: list[str], dask_scheduler: Any = None) -> tuple[list[str], int]:
         missing = []
+        allowed = dask_scheduler.allowed_failures
         for key in keys:
             ts = dask_scheduler.tasks.get(key)
             if ts is None:
                 missing.append(key)
             else:
-                ts.suspicious = max(ts.suspicious, dask_scheduler.allowed_failures)
-        return missing
+                ts.suspicious = max(ts.suspicious, allowed)
+        return missing, allowed
 
     return mark
 
