@@ -26,12 +26,12 @@ import pytest
 
 pytest.importorskip("distributed", reason='the dask extra is not installed (pip install "framepar[dask]")')
 
-import cloudpickle  # noqa: E402
-import distributed  # noqa: E402
+import cloudpickle
+import distributed
 
-import framepar  # noqa: E402
-from framepar.backends import make_backend  # noqa: E402
-from framepar.report import REPORT_COLUMNS  # noqa: E402
+import framepar
+from framepar.backends import make_backend
+from framepar.report import REPORT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -50,6 +50,7 @@ import pickle
 import secrets
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -254,11 +255,13 @@ class DaskBackend(Backend):
         self._ready.clear()  # before looking: a future ending from here on sets it again
         outcomes: list[Outcome] = []
         now = time.monotonic()
-        ended = {k: f for k, f in self._flights.items() if f.future.status in ENDED}
-        values = self._gather([f.future for f in ended.values() if f.future.status == "finished"])
+        # Read each status once: it may change while we look.
+        statuses = {k: str(f.future.status) for k, f in self._flights.items()}
+        ended = {k: f for k, f in self._flights.items() if statuses[k] in ENDED}
+        values = self._gather([f.future for k, f in ended.items() if statuses[k] == "finished"])
         for key, flight in ended.items():
             del self._flights[key]
-            outcome = self._outcome(key, flight, flight.future.status, values)
+            outcome = self._outcome(key, flight, statuses[key], values)
             if outcome.status == "crashed":
                 self._threads_at = None
             if outcome.status == "ok":
@@ -271,7 +274,7 @@ class DaskBackend(Backend):
                 self._threads_at = None
         return outcomes
 
-    def _gather(self, futures: list[Future]) -> dict[str, Any]:
+    def _gather(self, futures: list[Future]) -> dict[Any, Any]:
         """The finished futures' values in one round trip (one at a time if that fails)."""
         if not futures:
             return {}
@@ -280,7 +283,7 @@ class DaskBackend(Backend):
         except Exception:
             return {}  # _outcome fetches each one and reports its own failure
 
-    def _outcome(self, key: int, flight: _Flight, status: str, values: dict[str, Any]) -> Outcome:
+    def _outcome(self, key: int, flight: _Flight, status: str, values: dict[Any, Any]) -> Outcome:
         seconds = time.monotonic() - flight.started
         if status == "finished":
             try:
@@ -294,9 +297,9 @@ class DaskBackend(Backend):
             flight.worker = worker or flight.worker
             return _outcome_from_message(message, flight.worker)
         if status == "error":
-            exc = flight.future.exception()
-            if isinstance(exc, KilledWorker):
-                worker = _killed_worker_address(exc) or flight.worker
+            failure = flight.future.exception()
+            if isinstance(failure, KilledWorker):
+                worker = _killed_worker_address(failure) or flight.worker
                 message = (
                     f"the Dask worker {worker} died while running this chunk "
                     f"(the scheduler reported KilledWorker)"
@@ -305,14 +308,12 @@ class DaskBackend(Backend):
                 return Outcome(key, "crashed", error=info, seconds=seconds, worker=worker)
             # The task could not run at all (e.g. framepar or the function's
             # module cannot be imported on the worker): the chunk's error.
-            info = ErrorInfo.from_exception(exc, remote=True)
+            if not isinstance(failure, BaseException):
+                failure = RuntimeError(f"the Dask task failed without an exception ({failure!r})")
+            info = ErrorInfo.from_exception(failure, remote=True)
             tb = flight.future.traceback()
             if tb is not None:
-                import traceback
-
-                info.traceback = "".join(
-                    traceback.format_exception(type(exc), exc, tb)
-                )
+                info.traceback = "".join(traceback.format_exception(type(failure), failure, tb))
             return Outcome(key, "error", error=info, seconds=seconds, worker=flight.worker)
         # "cancelled" or "lost": the scheduler dropped the task (a restart, a
         # lost connection, its input lost with a worker): as good as a crash.
