@@ -9,6 +9,7 @@ results with placeholder dtypes can widen the others; both are handled here.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pandas as pd
@@ -71,8 +72,6 @@ def _union_dtype(dtypes: list[Any]) -> CategoricalDtype | None:
         categories = categories.append(d.categories[~d.categories.isin(categories)])
     if all(d.categories.is_monotonic_increasing for d in dtypes):
         # astype("category") sorts its categories; so would the whole-frame call.
-        try:
+        with contextlib.suppress(TypeError):
             categories = categories.sort_values()
-        except TypeError:
-            pass
     return CategoricalDtype(categories, ordered=False)

@@ -13,6 +13,7 @@ ever computed twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -484,10 +485,9 @@ def _exception_for(rec: ChunkRecord) -> Exception:
 def _attach_report(exc: BaseException, report: pd.DataFrame) -> None:
     if isinstance(exc, ChunkError):
         exc.report = report
-    try:
+    # Exceptions with __slots__ refuse new attributes; the report is on the Run.
+    with contextlib.suppress(AttributeError, TypeError):
         exc.framepar_report = report  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):
-        pass  # __slots__ exceptions: the report is on the Run
 
 
 def raise_for_run(run: Run) -> None:

@@ -40,6 +40,9 @@ def _diagnose(job: ChunkJob, exc: Exception) -> str:
 
 
 def _short_repr(obj: Any) -> str:
+    qualname = getattr(obj, "__qualname__", None)
+    if callable(obj) and isinstance(qualname, str):
+        return f"{getattr(obj, '__module__', '?')}.{qualname}"
     try:
         text = repr(obj)
     except Exception:

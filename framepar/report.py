@@ -111,12 +111,12 @@ class Run:
         self,
         result: Any,
         report: pd.DataFrame,
-        errors: list[BaseException],
+        errors: list[Exception],
         *,
         mode: str,
         backend: str,
         reason: str,
-        first_error: BaseException | None = None,
+        first_error: Exception | None = None,
     ) -> None:
         self.result = result
         self.report = report

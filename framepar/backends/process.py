@@ -19,6 +19,7 @@ that a dead process was meant to feed, so nothing can hang.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -84,7 +85,7 @@ class ProcessBackend(Backend):
         self._n = workers
         self.start_method = start_method or default_start_method()
         self.inherits_memory = self.start_method == "fork"
-        self._ctx = mp.get_context(self.start_method)
+        self._ctx: Any = mp.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(["framepar.backends._worker", "pandas", "cloudpickle"])
         self._max_tasks = max_tasks_per_child
@@ -255,10 +256,8 @@ class ProcessBackend(Backend):
         self._discard(slot, worker)
 
     def _retire(self, slot: int, worker: _Worker) -> None:
-        try:
+        with contextlib.suppress(OSError):
             worker.conn.send_bytes(pickle.dumps(("stop",)))
-        except OSError:
-            pass
         worker.process.join(STOP_GRACE_SECONDS)
         if worker.process.is_alive():
             worker.process.kill()

@@ -1,0 +1,29 @@
+"""Shared fixtures: the backends every behaviour is checked against."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Every backend must give plain pandas' answer; "auto" covers the in-process
+# first chunk followed by worker processes.
+BACKENDS = ["serial", "thread", "process", "auto"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_progress_bars(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keep test output readable; tests of the bar itself pass progress=True.
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+
+
+def worker_children() -> set[int]:
+    """PIDs of this test process's live children (worker processes)."""
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process(os.getpid())
+    return {p.pid for p in me.children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE}
