@@ -30,6 +30,7 @@ import cloudpickle
 import distributed
 
 import framepar
+import framepar.backends.dask as dask_backend
 from framepar.backends import make_backend
 from framepar.report import REPORT_COLUMNS
 
@@ -184,7 +185,22 @@ def sleep_in_one_chunk(df: pd.DataFrame, marks: str, label: int, seconds: float)
     return df.assign(pid_free=df["x"] + 1)
 
 
-# -- shared backend checks: same results as pandas -----------------------------------
+# -- the shared backend suite, run against the cluster --------------------------------
+
+import test_backends_shared as shared  # noqa: E402
+
+# Every test of the shared suite runs here too, with this module's ``backend``
+# fixture (below) in place of conftest's: backend="dask" on the cluster above.
+globals().update({name: obj for name, obj in vars(shared).items() if name.startswith("test_")})
+
+
+@pytest.fixture
+def backend(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("FRAMEPAR_DASK_ADDRESS", cluster.address)
+    return "dask"
+
+
+# -- more checks on results --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 40])
@@ -274,7 +290,10 @@ def test_retries(executor: framepar.Executor, tmp_path: Path) -> None:
     assert (run.report["attempts"] == 2).all()
 
 
-def test_retry_does_not_pickle_the_chunk_again(cluster: Cluster) -> None:
+@pytest.mark.parametrize("scatter", [True, False], ids=["scattered", "inline"])
+def test_retry_does_not_pickle_the_chunk_again(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, scatter: bool
+) -> None:
     class Payload:
         pickled = 0
 
@@ -282,15 +301,20 @@ def test_retry_does_not_pickle_the_chunk_again(cluster: Cluster) -> None:
             Payload.pickled += 1
             return (int, (0,))
 
+    monkeypatch.setattr(dask_backend, "SCATTER_MIN_BYTES", 0 if scatter else 1 << 30)
     backend = make_backend("dask", 0, client=cluster.client)
     try:
         job = cloudpickle.dumps(lambda payload: 1 / payload)
         backend.start_job(lambda p: None, job)
         outcomes = []
+        held = []
         for _ in range(2):  # the same chunk, submitted again as a retry would be
             backend.submit(0, Payload())
+            held.append(backend._payloads[0])
             while backend.in_flight():
                 outcomes += backend.wait()
+        assert held[0] is held[1]
+        assert isinstance(held[0], distributed.Future) == scatter
         assert [o.status for o in outcomes] == ["error", "error"]
         assert all(isinstance(o.error.exception, ZeroDivisionError) for o in outcomes if o.error)
         assert Payload.pickled == 1
@@ -341,7 +365,12 @@ def test_killed_worker_is_crashed_for_that_chunk_only(healthy: Cluster, tmp_path
     pd.testing.assert_frame_equal(run.result, pd.concat([expected.iloc[:10], expected.iloc[20:]]))
 
 
-def test_killed_worker_chunk_is_retried(healthy: Cluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("scatter", [True, False], ids=["scattered", "inline"])
+def test_killed_worker_chunk_is_retried(
+    healthy: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scatter: bool
+) -> None:
+    # Scattered rows die with the worker that held them: the retry sends them again.
+    monkeypatch.setattr(dask_backend, "SCATTER_MIN_BYTES", 0 if scatter else 1 << 30)
     df = make_frame()
     run = _run_with_kill(healthy, df, tmp_path, retries=1)
     assert run.ok, run.report
@@ -427,8 +456,6 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import framepar.backends.dask as dask_backend
-
     monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT_SECONDS", 1.0)
     with warnings.catch_warnings(), pytest.raises(ConnectionError, match="could not reach the Dask scheduler"):
         warnings.simplefilter("ignore")

@@ -6,7 +6,7 @@
     ────────────────────────────────                   ─────────────────────────────
     start_job: scatter(job blob, broadcast) ───────▶   every worker holds the job bytes
     submit:    scatter(pickled payload) to the ───▶    one worker holds the chunk's rows
-               least busy worker, then
+               least busy worker (big chunks), then
                submit(run_chunk, job, key, payload) ▶  _dask_worker.run_chunk: same reply
                                                        as the process worker
     wait():    a done-callback wakes it up        ◀──  (address, reply bytes)
@@ -20,9 +20,11 @@ else the current ``distributed.Client``; else a ``LocalCluster`` of worker
 processes bound to 127.0.0.1, which this backend closes on shutdown. It never
 closes a client or cluster it did not create.
 
-Each chunk's rows are pickled and scattered once; a retry of the same chunk
-reuses the scattered copy while it is still held by a worker (a worker that
-died takes it with it, so then it is scattered again).
+Each chunk's rows are pickled once. Above ``SCATTER_MIN_BYTES`` they are
+scattered to the least busy worker, where the task then runs; a retry of the
+same chunk reuses the scattered copy while a worker still holds it (a worker
+that died takes it with it, so then it is scattered again). Small chunks ride
+inside the task message, which saves a round trip per chunk.
 
 Failures are framepar's to count, not the scheduler's: the scheduler would
 otherwise re-run a task whose worker died up to ``allowed-failures`` times.
@@ -71,7 +73,12 @@ CONNECT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 1.0
 RESTART_TIMEOUT_SECONDS = 30.0
 THREADS_REFRESH_SECONDS = 2.0
+GUARD_PATIENCE_SECONDS = 1.0
 ENDED = ("finished", "error", "cancelled", "lost")
+# Chunks pickled to at least this size are scattered to a worker ahead of the
+# task (the rows then travel once, straight to a worker, never through the
+# scheduler); smaller ones ride inside the task message.
+SCATTER_MIN_BYTES = 64 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +117,7 @@ class DaskBackend(Backend):
         self._job_blob: bytes | None = None
         self._job_future: Future | None = None
         self._flights: dict[int, _Flight] = {}
-        self._payloads: dict[int, Future] = {}
-        self._holder: dict[int, str] = {}  # the worker a chunk's rows were scattered to
+        self._payloads: dict[int, Future | bytes] = {}  # pickled once per chunk, kept for retries
         self._attempts: dict[int, int] = {}
         self._unguarded: list[str] = []
         self._guard = self._cluster is None  # our own cluster already has allowed-failures 0
@@ -181,14 +187,13 @@ class DaskBackend(Backend):
 
     def end_job(self) -> None:
         futures: list[Future] = [f.future for f in self._flights.values()]
-        futures += self._payloads.values()
+        futures += [p for p in self._payloads.values() if isinstance(p, Future)]
         if self._job_future is not None:
             futures.append(self._job_future)
         for future in futures:
             future.release()
         self._flights.clear()
         self._payloads.clear()
-        self._holder.clear()
         self._attempts.clear()
         self._unguarded.clear()
         self._job_id = None
@@ -208,23 +213,29 @@ class DaskBackend(Backend):
     def submit(self, key: int, payload: Any, *, timeout: float | None = None) -> None:
         assert self._job_id is not None, "start_job() first"
         job = self._job()
+        # One task per free thread, placed by us: the scheduler would otherwise
+        # queue a second task on a busy worker, and a crash there would take
+        # down a chunk that never started.
+        target = self._least_busy_worker()
         data = self._payloads.get(key)
-        if data is None or data.status != "finished":
+        if data is None or (isinstance(data, Future) and data.status != "finished"):
             blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            target = self._least_busy_worker()
-            data = self._client.scatter(blob, workers=[target] if target else None, hash=False)
+            if len(blob) < SCATTER_MIN_BYTES:
+                data = blob  # small: inside the task message, saving a round trip
+            else:
+                data = self._client.scatter(blob, workers=[target] if target else None, hash=False)
             self._payloads[key] = data
-            self._holder[key] = target or ""
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
         task_key = f"framepar-chunk-{self._job_id:x}-{key}-{attempt}"
         future = self._client.submit(
             _dask_worker.run_chunk, self._job_id, job, key, data,
             key=task_key, pure=False, retries=0,
+            workers=[target] if target else None, allow_other_workers=True,
         )
         future.add_done_callback(self._on_done)
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
-        self._flights[key] = _Flight(future, self._holder.get(key, ""), now, time.time(), deadline)
+        self._flights[key] = _Flight(future, target or "", now, time.time(), deadline)
         if self._guard:
             self._unguarded.append(task_key)
 
@@ -265,7 +276,9 @@ class DaskBackend(Backend):
             if outcome.status == "crashed":
                 self._threads_at = None
             if outcome.status == "ok":
-                self._payloads.pop(key).release()  # no retry will need these rows
+                done = self._payloads.pop(key)
+                if isinstance(done, Future):
+                    done.release()  # no retry will need these rows
             outcomes.append(outcome)
         for key, flight in list(self._flights.items()):
             if flight.deadline is not None and flight.deadline <= now:
@@ -382,7 +395,8 @@ class DaskBackend(Backend):
                 self._guard = False
                 self._unguarded.clear()
                 return
-            # Tasks the scheduler had not registered yet: ask again.
+            # Still unknown to the scheduler (or already done and forgotten):
+            # ask again for those still in flight.
             live = {f.future.key for f in self._flights.values()}
             self._unguarded.extend(k for k in missing if k in live)
         if not self._guard or not self._unguarded:
@@ -390,9 +404,20 @@ class DaskBackend(Backend):
         keys, self._unguarded = self._unguarded, []
         if self._guard_thread is None:
             self._guard_thread = ThreadPoolExecutor(1, thread_name_prefix="framepar-dask-guard")
-        self._guarding = self._guard_thread.submit(
-            self._client.run_on_scheduler, _fail_on_first_death(), keys
-        )
+        self._guarding = self._guard_thread.submit(self._mark_on_scheduler, keys)
+
+    def _mark_on_scheduler(self, keys: list[str]) -> tuple[list[str], int]:
+        # Runs in the helper thread. A task submitted a moment ago may not be
+        # registered yet (submissions and this request travel separately):
+        # ask again shortly, for a little while.
+        mark = _fail_on_first_death()
+        deadline = time.monotonic() + GUARD_PATIENCE_SECONDS
+        while True:
+            missing, allowed = self._client.run_on_scheduler(mark, keys)
+            if not missing or allowed == 0 or time.monotonic() > deadline:
+                return missing, allowed
+            keys = missing
+            time.sleep(0.01)
 
     def cancel(self) -> list[Outcome]:
         cancelled = [Outcome(key, "cancelled", worker=f.worker) for key, f in self._flights.items()]
