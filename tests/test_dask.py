@@ -278,7 +278,7 @@ def test_unrebuildable_exception_keeps_type_name_and_traceback(executor: framepa
     run = executor.run(make_frame(), raise_unrebuildable, n_chunks=2, errors="collect", progress=False)
     assert not run.ok
     assert all(isinstance(e, framepar.RemoteExceptionError) for e in run.errors)
-    assert set(run.report["error_type"]) == {"test_dask.NeedsTwoArgs"}
+    assert set(run.report["error_type"]) == {f"{NeedsTwoArgs.__module__}.NeedsTwoArgs"}
     assert run.report["traceback"].str.contains("raise_unrebuildable").all()
 
 
