@@ -220,10 +220,8 @@ class DaskBackend(Backend):
         data = self._payloads.get(key)
         if data is None or (isinstance(data, Future) and data.status != "finished"):
             blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-            if len(blob) < SCATTER_MIN_BYTES:
-                data = blob  # small: inside the task message, saving a round trip
-            else:
-                data = self._client.scatter(blob, workers=[target] if target else None, hash=False)
+            # Small chunks ride inside the task message, saving a round trip.
+            data = blob if len(blob) < SCATTER_MIN_BYTES else self._scatter(blob, target)
             self._payloads[key] = data
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
         task_key = f"framepar-chunk-{self._job_id:x}-{key}-{attempt}"
@@ -238,6 +236,14 @@ class DaskBackend(Backend):
         self._flights[key] = _Flight(future, target or "", now, time.time(), deadline)
         if self._guard:
             self._unguarded.append(task_key)
+
+    def _scatter(self, blob: bytes, target: str | None) -> Future:
+        if target:
+            try:
+                return self._client.scatter(blob, workers=[target], hash=False)
+            except Exception:  # that worker just left: let the scheduler choose
+                self._threads_at = None
+        return self._client.scatter(blob, hash=False)
 
     def _least_busy_worker(self) -> str | None:
         now = time.monotonic()
