@@ -45,7 +45,7 @@ from .job import ChunkJob, ChunkTask
 from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
-from .report import ChunkRecord, Run, build_report
+from .report import ChunkRecord, Run
 from .transport import InheritTransport, InProcessTransport, Transport
 
 ERRORS = ("raise", "collect", "skip")
@@ -355,6 +355,18 @@ def _decide(
     n_rows = len(data)
     probe_rows = sum(s.n_rows for s in probe)
     seconds = sum(state.records[s.index].seconds for s in probe)
+    if pool is not None:
+        start = pool.describe_worker_start()
+    else:
+        start = 0.01 + 0.01 * workers if _fork_default(opts) else 0.6 + 0.05 * workers
+    rest_rows = n_rows - rest_from
+    left = seconds / max(probe_rows, 1) * rest_rows
+    if left < start:
+        # Starting workers alone costs more than finishing here; skip measuring data.
+        return "serial", (
+            f"in-process: about {left:.3f} s of work left, less than starting "
+            f"{workers} worker processes ({start:.3f} s)"
+        )
     moved = 0.0
     results = [state.results[s.index] for s in probe if s.index in state.results]
     if results and probe_rows:
@@ -363,11 +375,6 @@ def _decide(
     inherit = pool is None and _fork_default(opts)
     if not inherit and probe_rows:
         moved += _nbytes(data.iloc[:probe_rows]) / probe_rows
-    if pool is not None:
-        start = pool.describe_worker_start()
-    else:
-        start = 0.01 + 0.01 * workers if _fork_default(opts) else 0.6 + 0.05 * workers
-    rest_rows = n_rows - rest_from
     rest_chunks = len(planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                            n_chunks=opts.n_chunks))
     est = planning.choose_execution(
@@ -426,20 +433,20 @@ def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: b
 def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backend: str, reason: str) -> Run:
     records = [state.records[k] for k in sorted(state.records)]
     ok_parts = [state.results[r.spec.index] for r in records if r.status == "ok"]
-    report = build_report(records)
-    report.attrs.update({"backend": backend, "reason": reason})
     errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
-    for exc in errors.values():
-        _attach_report(exc, report)
     if opts.combine is not None:
         result = opts.combine(ok_parts) if ok_parts or not errors else None
     elif ok_parts:
         result = concat_results(ok_parts)
     else:
-        result = data.iloc[0:0] if not records else (pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object))
+        result = pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object)
     first = errors.get(state.first_failure) if state.first_failure is not None else None
-    return Run(result, report, list(errors.values()), mode=opts.errors, backend=backend,
-               reason=reason, first_error=first)
+    run = Run(result, records, list(errors.values()), mode=opts.errors, backend=backend,
+              reason=reason, first_error=first)
+    if errors:
+        for exc in errors.values():
+            _attach_report(exc, run.report)
+    return run
 
 
 def _exception_for(rec: ChunkRecord) -> Exception:

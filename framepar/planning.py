@@ -72,12 +72,21 @@ def default_chunk_count(n_rows: int, workers: int) -> int:
     return max(1, min(wanted, by_size, n_rows)) if n_rows else 0
 
 
+# Inputs up to this many rows run in one in-process call under backend="auto":
+# a first call's fixed costs (pandas' lazy imports, caches) would make any
+# timing of a few dozen rows meaningless, and starting workers costs more than
+# most functions spend on a couple of thousand rows.
+TINY_ROWS = 2_000
+
+
 def probe_rows(n_rows: int, workers: int) -> int:
     """Rows of the first chunk, run in-process to measure the function.
 
     Small enough that running it without parallelism costs little (about
     1/(16 * workers) of the input), large enough that its timing is not noise.
     """
+    if n_rows <= TINY_ROWS:
+        return n_rows
     return min(n_rows, max(256, math.ceil(n_rows / (16 * workers))))
 
 
@@ -117,6 +126,8 @@ PICKLE_BYTES_PER_SECOND = 400e6
 SECONDS_PER_REMOTE_CHUNK = 0.002
 # Processes must be expected to win by this factor before we pay for them.
 PARALLEL_MARGIN = 0.8
+# Below this much estimated work left, timing noise outweighs any gain.
+MIN_PARALLEL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -152,7 +163,7 @@ def choose_execution(
         + moving
         + SECONDS_PER_REMOTE_CHUNK * rest_chunks
     )
-    use = workers > 1 and parallel < serial * PARALLEL_MARGIN
+    use = workers > 1 and serial >= MIN_PARALLEL_SECONDS and parallel < serial * PARALLEL_MARGIN
     if use:
         reason = (
             f"worker processes: about {serial:.2f} s of work left in-process against "

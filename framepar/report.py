@@ -9,8 +9,10 @@ DataFrame with one row per chunk; exceptions are built from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .backends.base import ErrorInfo, Status
@@ -62,11 +64,11 @@ def _short(groups: tuple[Any, ...]) -> str:
 
 
 def build_report(records: list[ChunkRecord]) -> pd.DataFrame:
-    rows = []
+    columns: dict[str, list[Any]] = {name: [] for name in _columns(records)}
     for r in records:
         s = r.spec
         err = r.error if r.failed or r.status == "cancelled" else None
-        row = {
+        values = {
             "chunk": s.index,
             "start": s.start,
             "stop": s.stop,
@@ -83,13 +85,18 @@ def build_report(records: list[ChunkRecord]) -> pd.DataFrame:
             "error_message": err.message if err else None,
             "traceback": err.traceback if err else None,
         }
-        row.update(r.extra)
-        rows.append(row)
-    report = pd.DataFrame(rows, columns=_columns(records))
-    for col in ("first_label", "last_label"):
-        report[col] = report[col].astype(object)
-    report["started_at"] = report["started_at"].astype("float64")
-    return report
+        values.update(r.extra)
+        for name, column in columns.items():
+            column.append(values.get(name))
+    data: dict[str, Any] = dict(columns)
+    for name in ("first_label", "last_label"):
+        # Labels of any type (tuples for a MultiIndex, Timestamps) stay as they are.
+        labels = np.empty(len(records), dtype=object)
+        for i, label in enumerate(columns[name]):
+            labels[i] = label
+        data[name] = labels
+    data["started_at"] = np.array([np.nan if v is None else v for v in columns["started_at"]], dtype="float64")
+    return pd.DataFrame(data)
 
 
 def _columns(records: list[ChunkRecord]) -> list[str]:
@@ -110,7 +117,7 @@ class Run:
     def __init__(
         self,
         result: Any,
-        report: pd.DataFrame,
+        records: list[ChunkRecord],
         errors: list[Exception],
         *,
         mode: str,
@@ -119,16 +126,23 @@ class Run:
         first_error: Exception | None = None,
     ) -> None:
         self.result = result
-        self.report = report
+        self.records = records
         self.errors = errors
         self.mode = mode
         self.backend = backend
         self.reason = reason
         self._first_error = first_error
 
+    @cached_property
+    def report(self) -> pd.DataFrame:
+        """One row per chunk (built on first access: most successful runs never look)."""
+        report = build_report(self.records)
+        report.attrs.update({"backend": self.backend, "reason": self.reason})
+        return report
+
     @property
     def ok(self) -> bool:
-        return not self.errors and bool((self.report["status"] == "ok").all())
+        return not self.errors and all(r.status == "ok" for r in self.records)
 
     @property
     def failed(self) -> pd.DataFrame:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The machine running the tests is shared and noisy: no per-example deadline.
+settings.register_profile("framepar", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("framepar")
 
 # Every backend must give plain pandas' answer; "auto" covers the in-process
 # first chunk followed by worker processes.
