@@ -7,13 +7,14 @@ peerbench's W1): plain pandas; framepar's process backend; framepar on a local
 Dask cluster started by the call (cold: cluster start-up included); and on an
 already running cluster through ``framepar.Executor`` (warm). It also times
 the per-chunk overhead on the warm cluster with many tiny chunks. Prints a
-table with each time's ratio to plain pandas measured in this same run.
+markdown table with each median's ratio to plain pandas measured in this same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -29,13 +30,13 @@ def row_function(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk.assign(score=score)
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
+def median_of(repeat: int, fn: Callable[[], object]) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,25 +50,24 @@ def main() -> None:
     w = args.workers
 
     rows: list[tuple[str, float]] = []
-    rows.append(("plain pandas", best_of(args.repeat, lambda: row_function(df))))
-    rows.append(("framepar process", best_of(
+    rows.append(("plain pandas", median_of(args.repeat, lambda: row_function(df))))
+    rows.append(("framepar process", median_of(
         args.repeat, lambda: framepar.map_chunks(df, row_function, backend="process", workers=w, progress=False))))
-    rows.append(("framepar dask, cold (starts a LocalCluster)", best_of(
+    rows.append(("framepar dask, cold (starts a LocalCluster)", median_of(
         1, lambda: framepar.map_chunks(df, row_function, backend="dask", workers=w, progress=False))))
     with framepar.Executor(backend="dask", workers=w) as ex:
         ex.map_chunks(df.iloc[:100], row_function, progress=False)  # connect and warm up
-        rows.append(("framepar dask, warm (Executor)", best_of(
+        rows.append(("framepar dask, warm (Executor)", median_of(
             args.repeat, lambda: ex.map_chunks(df, row_function, progress=False))))
         tiny = df.iloc[:200]
-        per_chunk = best_of(args.repeat, lambda: ex.map_chunks(tiny, lambda c: c, chunk_rows=1, progress=False))
+        per_chunk = median_of(args.repeat, lambda: ex.map_chunks(tiny, lambda c: c, chunk_rows=1, progress=False))
     base = rows[0][1]
-    print(f"{args.rows:,} rows, {w} workers, best of {args.repeat}")
-    print(f"{'':46} {'seconds':>8} {'vs pandas':>10}")
+    print(f"{args.rows:,} rows, {w} workers, median of {args.repeat}\n")
+    print("| run | seconds | vs plain pandas |")
+    print("|---|---:|---:|")
     for name, seconds in rows:
-        print(f"{name:46} {seconds:8.2f} {base / seconds:9.2f}x")
-    print(f"dask per-chunk overhead (200 one-row chunks, warm): {per_chunk / 200 * 1000:.1f} ms")
-    print("(ratios above 1 are faster than plain pandas)")
-
+        print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
+    print(f"\ndask per-chunk overhead (200 one-row chunks, warm): {per_chunk / 200 * 1000:.1f} ms")
 
 if __name__ == "__main__":
     main()
