@@ -394,7 +394,7 @@ def test_timeout_reports_and_restarts_the_worker(healthy: Cluster, tmp_path: Pat
     before = healthy.worker_pids()
     started = time.monotonic()
     run = framepar.run(df, sleep_in_one_chunk, str(tmp_path), int(df.index[10]), 120.0,
-                       backend="dask", address=healthy.address, chunk_rows=10, timeout=2,
+                       backend="dask", address=healthy.address, chunk_rows=10, timeout=5,
                        errors="collect", progress=False)
     assert time.monotonic() - started < 60  # far less than the chunk's 120 s sleep
     assert run.report["status"].tolist() == ["ok", "timeout", "ok", "ok"]

@@ -28,10 +28,12 @@ inside the task message, which saves a round trip per chunk.
 
 Failures are framepar's to count, not the scheduler's: the scheduler would
 otherwise re-run a task whose worker died up to ``allowed-failures`` times.
-A cluster started here has ``allowed-failures`` 0; on an existing cluster each
-of framepar's tasks is marked on the scheduler so that the first worker death
-fails it with ``KilledWorker``, which is reported as ``crashed`` for that
-chunk and retried according to ``retries``.
+A cluster started here has ``allowed-failures`` 0; on an existing cluster a
+small scheduler plugin marks framepar's tasks (by their key prefix) as they
+arrive, so that the first worker death fails them with ``KilledWorker``. That
+is reported as ``crashed`` for the chunk and retried according to
+``retries``. Each task is placed on a worker with a free thread, so a dying
+worker takes down only chunks that were running on it.
 
 ``timeout``: Dask cannot stop a running task, so a chunk past its deadline is
 cancelled and the worker running it is restarted through its nanny (its other
@@ -44,7 +46,6 @@ while chunks already running finish on their workers and are discarded.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -54,8 +55,6 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +72,8 @@ CONNECT_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 1.0
 RESTART_TIMEOUT_SECONDS = 30.0
 THREADS_REFRESH_SECONDS = 2.0
-GUARD_PATIENCE_SECONDS = 1.0
+TASK_PREFIX = "framepar-chunk-"
+PLUGIN_NAME = "framepar-no-scheduler-retries"
 ENDED = ("finished", "error", "cancelled", "lost")
 # Chunks pickled to at least this size are scattered to a worker ahead of the
 # task (the rows then travel once, straight to a worker, never through the
@@ -119,10 +119,8 @@ class DaskBackend(Backend):
         self._flights: dict[int, _Flight] = {}
         self._payloads: dict[int, Future | bytes] = {}  # pickled once per chunk, kept for retries
         self._attempts: dict[int, int] = {}
-        self._unguarded: list[str] = []
-        self._guard = self._cluster is None  # our own cluster already has allowed-failures 0
-        self._guarding: concurrent.futures.Future[tuple[list[str], int]] | None = None
-        self._guard_thread: ThreadPoolExecutor | None = None
+        if self._cluster is None:  # a cluster started here has allowed-failures 0 already
+            self._leave_retries_to_framepar()
         self._closed = False
         self._ready = threading.Event()  # set when any future ends
         self._threads: dict[str, int] = {}
@@ -169,6 +167,19 @@ class DaskBackend(Backend):
         self._owns_client = True
         return Client(self._cluster, set_as_default=False)
 
+    def _leave_retries_to_framepar(self) -> None:
+        """Register :func:`_no_scheduler_retries` on the scheduler (once per scheduler)."""
+        try:
+            self._client.register_plugin(_no_scheduler_retries(), name=PLUGIN_NAME)
+        except Exception as exc:
+            warnings.warn(
+                f"framepar could not ask the Dask scheduler to leave retries to framepar "
+                f"({type(exc).__name__}: {exc}); a chunk whose worker dies may be re-run by the "
+                "scheduler before framepar sees it, up to its allowed-failures setting",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
     @property
     def client(self) -> Client:
         return self._client
@@ -195,7 +206,6 @@ class DaskBackend(Backend):
         self._flights.clear()
         self._payloads.clear()
         self._attempts.clear()
-        self._unguarded.clear()
         self._job_id = None
         self._job_blob = None
         self._job_future = None
@@ -224,7 +234,7 @@ class DaskBackend(Backend):
             data = blob if len(blob) < SCATTER_MIN_BYTES else self._scatter(blob, target)
             self._payloads[key] = data
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
-        task_key = f"framepar-chunk-{self._job_id:x}-{key}-{attempt}"
+        task_key = f"{TASK_PREFIX}{self._job_id:x}-{key}-{attempt}"
         future = self._client.submit(
             _dask_worker.run_chunk, self._job_id, job, key, data,
             key=task_key, pure=False, retries=0,
@@ -234,8 +244,6 @@ class DaskBackend(Backend):
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         self._flights[key] = _Flight(future, target or "", now, time.time(), deadline)
-        if self._guard:
-            self._unguarded.append(task_key)
 
     def _scatter(self, blob: bytes, target: str | None) -> Future:
         if target:
@@ -262,7 +270,6 @@ class DaskBackend(Backend):
     def wait(self, timeout: float | None = None) -> list[Outcome]:
         if not self._flights:
             return []
-        self._guard_against_scheduler_retries()
         now = time.monotonic()
         limit = POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS)
         deadlines = [f.deadline for f in self._flights.values() if f.deadline is not None]
@@ -373,58 +380,6 @@ class DaskBackend(Backend):
             return "the worker was restarted to stop it"
         return f"restarting the worker gave {result!r}, so the task may run on until it returns"
 
-    def _guard_against_scheduler_retries(self) -> None:
-        """Make the first worker death fail each new task (see the module docstring).
-
-        The request goes to the scheduler from a helper thread, so that no
-        chunk waits for its round trip.
-        """
-        pending = self._guarding
-        if pending is not None:
-            if not pending.done():
-                return
-            self._guarding = None
-            try:
-                missing, allowed = pending.result()
-            except Exception as exc:
-                self._guard = False
-                self._unguarded.clear()
-                warnings.warn(
-                    f"framepar could not ask the Dask scheduler to leave retries to framepar "
-                    f"({type(exc).__name__}: {exc}); a chunk whose worker dies may be re-run by the "
-                    "scheduler before framepar sees it",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return
-            if allowed == 0:  # the scheduler never re-runs a task: nothing to do
-                self._guard = False
-                self._unguarded.clear()
-                return
-            # Still unknown to the scheduler (or already done and forgotten):
-            # ask again for those still in flight.
-            live = {f.future.key for f in self._flights.values()}
-            self._unguarded.extend(k for k in missing if k in live)
-        if not self._guard or not self._unguarded:
-            return
-        keys, self._unguarded = self._unguarded, []
-        if self._guard_thread is None:
-            self._guard_thread = ThreadPoolExecutor(1, thread_name_prefix="framepar-dask-guard")
-        self._guarding = self._guard_thread.submit(self._mark_on_scheduler, keys)
-
-    def _mark_on_scheduler(self, keys: list[str]) -> tuple[list[str], int]:
-        # Runs in the helper thread. A task submitted a moment ago may not be
-        # registered yet (submissions and this request travel separately):
-        # ask again shortly, for a little while.
-        mark = _fail_on_first_death()
-        deadline = time.monotonic() + GUARD_PATIENCE_SECONDS
-        while True:
-            missing, allowed = self._client.run_on_scheduler(mark, keys)
-            if not missing or allowed == 0 or time.monotonic() > deadline:
-                return missing, allowed
-            keys = missing
-            time.sleep(0.01)
-
     def cancel(self) -> list[Outcome]:
         cancelled = [Outcome(key, "cancelled", worker=f.worker) for key, f in self._flights.items()]
         if self._flights:
@@ -440,8 +395,6 @@ class DaskBackend(Backend):
         with contextlib.suppress(Exception):
             self.cancel()
             self.end_job()
-        if self._guard_thread is not None:
-            self._guard_thread.shutdown(wait=True)
         if self._owns_client:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -450,28 +403,33 @@ class DaskBackend(Backend):
                 self._cluster.close()
 
 
-def _fail_on_first_death() -> Callable[..., tuple[list[str], int]]:
-    """A function for the scheduler to run: a worker death fails these tasks at once.
+def _no_scheduler_retries() -> Any:
+    """A scheduler plugin: a worker death fails framepar's tasks at once.
 
-    The scheduler fails a task once more workers died running it than
-    ``allowed_failures``; starting the count there does that for framepar's
-    tasks alone, leaving the cluster's setting for everyone else. It returns
-    the keys the scheduler does not know yet, and the setting. Made in a closure so that it
-    travels by value: the scheduler need not have framepar installed.
+    The scheduler fails a task once more workers died running it than its
+    ``allowed-failures``; starting that count at the limit, as each of
+    framepar's tasks arrives, does it for framepar's tasks alone and leaves
+    the cluster's setting alone for everyone else. The class is made here so
+    that it travels by value: the scheduler need not have framepar installed.
     """
+    from distributed.diagnostics.plugin import SchedulerPlugin
 
-    def mark(keys: list[str], dask_scheduler: Any = None) -> tuple[list[str], int]:
-        missing = []
-        allowed = dask_scheduler.allowed_failures
-        for key in keys:
-            ts = dask_scheduler.tasks.get(key)
-            if ts is None:
-                missing.append(key)
-            else:
-                ts.suspicious = max(ts.suspicious, allowed)
-        return missing, allowed
+    prefix = TASK_PREFIX
 
-    return mark
+    class FrameparNoSchedulerRetries(SchedulerPlugin):
+        name = PLUGIN_NAME
+
+        def update_graph(self, scheduler: Any, *, tasks: list[Any], **kwargs: Any) -> None:
+            allowed = scheduler.allowed_failures
+            if not allowed:
+                return
+            for key in tasks:
+                if isinstance(key, str) and key.startswith(prefix):
+                    ts = scheduler.tasks.get(key)
+                    if ts is not None:
+                        ts.suspicious = max(ts.suspicious, allowed)
+
+    return FrameparNoSchedulerRetries()
 
 
 def _killed_worker_address(exc: KilledWorker) -> str:
