@@ -25,9 +25,11 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("distributed", reason='the dask extra is not installed (pip install "framepar[dask]")')
+pytest.importorskip("psutil", reason="the tests' cluster is stopped with psutil (the test extra)")
 
 import cloudpickle
 import distributed
+import psutil
 
 import framepar
 import framepar.backends.dask as dask_backend
@@ -66,15 +68,21 @@ def _env() -> dict[str, str]:
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Kill the cluster's processes and every process they started (the nannies' workers).
+
+    A test cluster holds nothing worth a graceful shutdown, which takes seconds.
+    """
+    doomed: list[psutil.Process] = []
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(p.pid)
+            doomed += [*parent.children(recursive=True), parent]
+    for proc in doomed:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(doomed, timeout=10)
     for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
+        p.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +120,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         finally:
             client.close()
     finally:
-        _stop(procs[1:])
-        _stop(procs[:1])
+        _stop(procs)
         log.close()
 
 
@@ -433,7 +440,6 @@ def test_address_needs_the_dask_backend() -> None:
 
 
 def test_local_cluster_is_started_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    psutil = pytest.importorskip("psutil")
     monkeypatch.delenv("FRAMEPAR_DASK_ADDRESS", raising=False)
     with pytest.raises(ValueError):
         distributed.default_client()  # nothing current: framepar must start its own
