@@ -30,7 +30,7 @@ def run_chunk(job_id: int, job_blob: bytes, key: int, payload_blob: bytes) -> tu
             while len(_JOBS) >= MAX_JOBS:
                 _JOBS.pop(next(iter(_JOBS)))
         jobs = _JOBS
-    reply = _worker._run_task(jobs, {job_id: job_blob}, job_id, key, payload_blob)
+    reply = _worker._run_task(jobs, {job_id: job_blob}, job_id, key, payload_blob, None)
     return _address(), reply
 
 
