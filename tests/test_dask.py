@@ -8,6 +8,8 @@ compared with plain pandas computing the same thing.
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import importlib.util
 import json
 import os
 import signal
@@ -18,23 +20,29 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("distributed", reason='the dask extra is not installed (pip install "framepar[dask]")')
+# Not imported here: importing distributed makes every exception class defined
+# so far picklable (it installs tblib's reducers process-wide), which would
+# change what other test modules see. It is imported by the fixtures below and
+# that side effect is undone when this module's tests end.
+if importlib.util.find_spec("distributed") is None:
+    pytest.skip('the dask extra is not installed (pip install "framepar[dask]")', allow_module_level=True)
 pytest.importorskip("psutil", reason="the tests' cluster is stopped with psutil (the test extra)")
 
 import cloudpickle
-import distributed
 import psutil
 
 import framepar
-import framepar.backends.dask as dask_backend
 from framepar.backends import make_backend
 from framepar.report import REPORT_COLUMNS
+
+if TYPE_CHECKING:
+    import distributed
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -85,6 +93,22 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(10)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _undo_exception_pickling_patch() -> Iterator[None]:
+    before = dict(copyreg.dispatch_table)
+    yield
+    for cls in list(copyreg.dispatch_table):
+        if cls not in before and isinstance(cls, type) and issubclass(cls, BaseException):
+            del copyreg.dispatch_table[cls]
+
+
+@pytest.fixture
+def dask_backend() -> Any:
+    import framepar.backends.dask
+
+    return framepar.backends.dask
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("dask")
@@ -113,6 +137,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                  "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             ))
+        import distributed
+
         client = distributed.Client(address, timeout=START_TIMEOUT, set_as_default=False)
         try:
             client.wait_for_workers(2, timeout=START_TIMEOUT)
@@ -310,8 +336,10 @@ def test_retries(executor: framepar.Executor, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scatter", [True, False], ids=["scattered", "inline"])
 def test_retry_does_not_pickle_the_chunk_again(
-    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, scatter: bool
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, dask_backend: Any, scatter: bool
 ) -> None:
+    import distributed
+
     class Payload:
         pickled = 0
 
@@ -385,7 +413,7 @@ def test_killed_worker_is_crashed_for_that_chunk_only(healthy: Cluster, tmp_path
 
 @pytest.mark.parametrize("scatter", [True, False], ids=["scattered", "inline"])
 def test_killed_worker_chunk_is_retried(
-    healthy: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scatter: bool
+    healthy: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dask_backend: Any, scatter: bool
 ) -> None:
     # Scattered rows die with the worker that held them: the retry sends them again.
     monkeypatch.setattr(dask_backend, "SCATTER_MIN_BYTES", 0 if scatter else 1 << 30)
@@ -417,6 +445,8 @@ def test_timeout_reports_and_restarts_the_worker(healthy: Cluster, tmp_path: Pat
 
 
 def test_uses_the_current_client(cluster: Cluster) -> None:
+    import distributed
+
     df = make_frame()
     with distributed.Client(cluster.address, set_as_default=True) as client:
         run = framepar.run(df, add_and_filter, backend="dask", n_chunks=4, progress=False)
@@ -440,6 +470,8 @@ def test_address_needs_the_dask_backend() -> None:
 
 
 def test_local_cluster_is_started_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed
+
     monkeypatch.delenv("FRAMEPAR_DASK_ADDRESS", raising=False)
     with pytest.raises(ValueError):
         distributed.default_client()  # nothing current: framepar must start its own
@@ -472,7 +504,7 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
         framepar.Executor(backend="dask")
 
 
-def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, dask_backend: Any) -> None:
     monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT_SECONDS", 1.0)
     with warnings.catch_warnings(), pytest.raises(ConnectionError, match="could not reach the Dask scheduler"):
         warnings.simplefilter("ignore")
