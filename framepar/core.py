@@ -69,6 +69,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    address: str | None = None
     locate: bool = False
     transport: str = "auto"
     by: Any = None
@@ -132,6 +133,15 @@ def validate(data: Any, func: Any, opts: Options) -> None:
             raise InvalidArgumentError(
                 f"timeout needs a backend that can stop a chunk (process or dask); "
                 f"backend={opts.backend!r} cannot interrupt running Python code"
+            )
+    if opts.address is not None:
+        if not isinstance(opts.address, str) or not opts.address:
+            raise InvalidArgumentTypeError(
+                f"address must be a Dask scheduler address such as 'tcp://host:8786', got {opts.address!r}"
+            )
+        if opts.backend != "dask":
+            raise InvalidArgumentError(
+                f"address is the Dask scheduler to use; it needs backend='dask', not {opts.backend!r}"
             )
     for item in opts.retry_on:
         if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
@@ -452,6 +462,10 @@ def execute(
     try:
         # -- auto: measure the first chunk in-process, then decide ----------
         rest_from = 0
+        if mode == "dask" and pool is None:
+            # Connect first: the cluster's size is the default worker count.
+            pool = own_backend = make_backend("dask", opts.workers or 0, address=opts.address)
+            workers = opts.workers or pool.workers
         if mode == "auto":
             serial = SerialBackend()
             serial.start_job(job, None)
