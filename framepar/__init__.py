@@ -20,9 +20,11 @@ from .exceptions import (
     InvalidArgumentTypeError,
     NotPicklableError,
     RemoteExceptionError,
+    SharedMemoryFallbackWarning,
     WorkerCrashedError,
 )
 from .executor import Executor
+from .filerun import FileRun, map_file
 from .groupby import GroupResultMismatchError
 from .job import ChunkResultTypeError
 from .report import Run
@@ -35,6 +37,7 @@ __all__ = [
     "ChunkTimeoutError",
     "ChunksFailed",
     "Executor",
+    "FileRun",
     "FrameparError",
     "GroupResultMismatchError",
     "InvalidArgumentError",
@@ -42,8 +45,10 @@ __all__ = [
     "NotPicklableError",
     "RemoteExceptionError",
     "Run",
+    "SharedMemoryFallbackWarning",
     "WorkerCrashedError",
     "__version__",
     "map_chunks",
+    "map_file",
     "run",
 ]

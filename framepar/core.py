@@ -20,7 +20,7 @@ import signal
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import grouping, planning
 from .backends import make_backend
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, ErrorInfo, Outcome
 from .backends.serial import SerialBackend
 from .collect import concat_results
 from .exceptions import (
@@ -47,7 +47,7 @@ from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
 from .report import ChunkRecord, Run
-from .transport import InheritTransport, InProcessTransport, Transport
+from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport, wants_buffers
 
 ERRORS = ("raise", "collect", "skip")
 BACKENDS = ("auto", "serial", "thread", "process", "dask")
@@ -69,7 +69,9 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    address: str | None = None
     locate: bool = False
+    transport: str = "auto"
     by: Any = None
     overlap: int | tuple[int, int] = 0
 
@@ -116,6 +118,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
     if not isinstance(opts.locate, bool):
         raise InvalidArgumentTypeError(f"locate must be True or False, got {opts.locate!r}")
+    if opts.transport not in TRANSPORTS:
+        raise InvalidArgumentError(f"transport must be one of {TRANSPORTS}, got {opts.transport!r}")
     if opts.progress not in (None, True, False):
         raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
     if opts.combine is not None and not callable(opts.combine):
@@ -129,6 +133,15 @@ def validate(data: Any, func: Any, opts: Options) -> None:
             raise InvalidArgumentError(
                 f"timeout needs a backend that can stop a chunk (process or dask); "
                 f"backend={opts.backend!r} cannot interrupt running Python code"
+            )
+    if opts.address is not None:
+        if not isinstance(opts.address, str) or not opts.address:
+            raise InvalidArgumentTypeError(
+                f"address must be a Dask scheduler address such as 'tcp://host:8786', got {opts.address!r}"
+            )
+        if opts.backend != "dask":
+            raise InvalidArgumentError(
+                f"address is the Dask scheduler to use; it needs backend='dask', not {opts.backend!r}"
             )
     for item in opts.retry_on:
         if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
@@ -204,6 +217,7 @@ class _State:
     opts: Options
     records: dict[int, ChunkRecord] = field(default_factory=dict)
     results: dict[int, Any] = field(default_factory=dict)
+    assembled: Any = None  # the final result when the transport built it without concat
     first_failure: int | None = None
     stopped: bool = False
     t0: float = field(default_factory=time.time)
@@ -216,7 +230,8 @@ class _State:
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
-            rec = self.records[s.index] = ChunkRecord(s)
+            # transport/bytes_moved: how the chunk travelled (see transport.py).
+            rec = self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
             if s.groups is not None:
                 rec.extra["groups"] = list(s.groups)
 
@@ -280,14 +295,32 @@ class _State:
             self.stopped = True
 
 
-def _drive(
+def drive(
     backend: Backend,
-    specs: list[ChunkSpec],
-    transport: Transport,
+    specs: Iterable[ChunkSpec],
+    source: Callable[[ChunkSpec], Any],
     state: _State,
-) -> None:
-    """Run ``specs`` on ``backend`` until all are final or the run stops."""
-    pending: deque[ChunkSpec] = deque(specs)
+    *,
+    window: int | None = None,
+    transport: Transport | None = None,
+) -> Generator[ChunkRecord, None, None]:
+    """Run ``specs`` on ``backend``, yielding each chunk's final record in input order.
+
+    A record is yielded as soon as it and every chunk before it are final, so
+    a consumer can write results out incrementally (their values are in
+    ``state.results``; pop them to free memory). ``window`` bounds how many
+    chunks are taken from ``specs`` and not yet yielded (running, waiting for
+    a retry or finished out of order): with a lazy ``specs`` iterator, memory
+    then depends on the window, not on the input's size. ``source(spec)``
+    makes the chunk's payload (rows, or a recipe the worker reads itself).
+    The run stops early when ``state.stopped`` is set (``errors="raise"``).
+    With ``transport``, results may come back through it (shared memory) and
+    the report notes how each chunk travelled.
+    """
+    pending: deque[ChunkSpec] = deque()  # retries, ahead of new chunks
+    upcoming = iter(specs)
+    order: deque[int] = deque()  # taken from ``specs``, not yet yielded
+    exhausted = False
     timeout = state.opts.timeout
 
     def submit(spec: ChunkSpec) -> None:
@@ -295,11 +328,33 @@ def _drive(
         rec.attempts += 1
         rec.backend = backend.name
         trim = (spec.lead, spec.tail) if spec.lead or spec.tail else None
-        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), trim)
+        sink = None
+        if transport is not None:
+            # Results of overlapping chunks are trimmed in the worker; they travel plainly.
+            sink = transport.sink(spec) if trim is None else None
+            rec.extra["transport"] = transport.name
+            rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        task = ChunkTask(spec.index, spec.start, spec.stop, source(spec), sink, trim)
         backend.submit(spec.index, task, timeout=timeout)
 
+    def take() -> ChunkSpec | None:
+        """The next chunk of the plan, if the window has room for it."""
+        nonlocal exhausted
+        if exhausted or (window is not None and len(order) >= window):
+            return None
+        spec = next(upcoming, None)
+        if spec is None:
+            exhausted = True
+            return None
+        if spec.index not in state.records:
+            state.add([spec])
+        order.append(spec.index)
+        return spec
+
     try:
-        while not state.stopped and (pending or state.solo or backend.in_flight()):
+        while not state.stopped:
+            while order and state.records[order[0]].status is not None:
+                yield state.records[order.popleft()]
             if state.solo or state.solo_running is not None:
                 # A chunk to run alone: let the others finish, then run it
                 # with nothing beside it.
@@ -308,14 +363,22 @@ def _drive(
                     state.solo_running = spec.index
                     submit(spec)
             else:
-                while pending and not state.stopped and backend.capacity() > 0:
-                    submit(pending.popleft())
+                while not state.stopped and backend.capacity() > 0:
+                    nxt = pending.popleft() if pending else take()
+                    if nxt is None:
+                        break
+                    submit(nxt)
+            if not (backend.in_flight() or pending or state.solo) and (exhausted or not order):
+                break
             outs = backend.wait()
             crowded = len(outs) > 1 or backend.in_flight() > 0
             for out in outs:
+                if out.status == "ok" and transport is not None:
+                    _receive(transport, state.records[out.key], out)
                 state.handle(out, pending, crowded=crowded)
     finally:
-        # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
+        # Stopped early (errors="raise", Ctrl-C, a bug, the consumer gave up):
+        # nothing may keep running.
         for out in backend.cancel():
             rec = state.records[out.key]
             if rec.status is None:
@@ -324,6 +387,31 @@ def _drive(
         for spec in [*pending, *state.solo]:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
+
+
+def _receive(transport: Transport, rec: ChunkRecord, out: Outcome) -> None:
+    """Turn a worker's reply into the chunk's result; note how it travelled."""
+    try:
+        out.value, how, nbytes = transport.receive(out.key, out.value)
+    except Exception as exc:  # e.g. the result file vanished
+        out.status, out.value = "error", None
+        out.error = ErrorInfo.from_exception(exc)
+        out.error.message = f"the chunk's result could not be read back: {out.error.message}"
+        return
+    if how != "none":
+        rec.extra["transport"] = f"{transport.name}/{how}"
+        rec.extra["bytes_moved"] = rec.extra.get("bytes_moved", 0) + nbytes
+
+
+def _drive(
+    backend: Backend,
+    specs: list[ChunkSpec],
+    transport: Transport,
+    state: _State,
+) -> None:
+    """Run ``specs`` on ``backend`` until all are final or the run stops."""
+    for _ in drive(backend, specs, transport.source, state, transport=transport):
+        pass
 
 
 def execute(
@@ -374,6 +462,10 @@ def execute(
     try:
         # -- auto: measure the first chunk in-process, then decide ----------
         rest_from = 0
+        if mode == "dask" and pool is None:
+            # Connect first: the cluster's size is the default worker count.
+            pool = own_backend = make_backend("dask", opts.workers or 0, address=opts.address)
+            workers = opts.workers or pool.workers
         if mode == "auto":
             serial = SerialBackend()
             serial.start_job(job, None)
@@ -392,8 +484,11 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
+            lead_in = (mode == "process" and not probe and groups is None and not opts.overlap
+                       and wants_buffers(data, opts.transport, frames=opts.combine is None))
             specs = _plan_rest(data, opts, workers, rest_from, len(probe),
-                               in_process=mode == "serial" and bool(probe), groups=groups)
+                               in_process=mode == "serial" and bool(probe), lead_in=lead_in,
+                               groups=groups)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -405,7 +500,12 @@ def execute(
                     )
                 if transport is not None:
                     transport.close()
-                transport = _transport_for(data, backend, owned=backend is own_backend)
+                transport = None
+                transport = _transport_for(data, backend, owned=backend is own_backend, opts=opts,
+                                           frames=job.require_frame)
+                for s in probe:
+                    if s.index in state.results:
+                        state.results[s.index] = transport.prime(s.index, s, state.results[s.index])
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
@@ -413,6 +513,7 @@ def execute(
                         _locate(backend, transport, data, state, specs)
                 finally:
                     backend.end_job()
+                _assemble(transport, state)
                 if not reason:
                     reason = f"{backend.name}: requested"
             else:
@@ -504,24 +605,46 @@ def _plan_rest(
     first_index: int,
     *,
     in_process: bool,
+    lead_in: bool = False,
     groups: grouping.Groups | None = None,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
         # Staying in-process: one call for the rest costs least.
         ranges = [(rest_from, len(data))]
+    elif lead_in and not opts.user_chunking:
+        ranges = planning.lead_in_ranges(rest_rows, workers=workers, offset=rest_from)
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)
     return _specs(data, _cut(ranges, groups), first_index, opts, groups)
 
 
-def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool) -> Transport:
-    if not backend.crosses_processes:
-        return InProcessTransport(data)
-    if owned and backend.inherits_memory:
-        return InheritTransport(data)
-    return Transport(data, in_process=False)
+def _transport_for(
+    data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool, opts: Options, frames: bool
+) -> Transport:
+    mode = opts.transport
+    if mode == "auto" and backend.name != "process":
+        mode = "pickle"  # workers elsewhere (dask) may not see this machine's files
+    return make_transport(
+        data, mode, in_process=not backend.crosses_processes,
+        inherit=owned and backend.inherits_memory, frames=frames and opts.combine is None,
+    )
+
+
+def _assemble(transport: Transport, state: _State) -> None:
+    """Let the transport build the final frame (result buffers) before it closes."""
+    keys = sorted(state.records)
+    ok = [k for k in keys if state.records[k].status == "ok"]
+    if state.opts.combine is not None or not ok:
+        return
+    parts = [(state.records[k].spec.start, state.records[k].spec.stop, state.results[k]) for k in ok]
+    assembled, values = transport.assemble(parts, complete=len(ok) == len(keys))
+    if assembled is not None:
+        state.assembled = assembled
+    else:
+        for k, value in zip(ok, values, strict=True):
+            state.results[k] = value
 
 
 # -- collect and report ---------------------------------------------------------
@@ -536,8 +659,10 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
     errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
     if opts.combine is not None:
         result = opts.combine(ok_parts) if ok_parts or not errors else None
+    elif state.assembled is not None:
+        result = state.assembled
     elif ok_parts:
-        result = concat_results(ok_parts)
+        result = concat_results(ok_parts, source=data)
     else:
         result = pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object)
     first = errors.get(state.first_failure) if state.first_failure is not None else None
