@@ -8,6 +8,7 @@ one chunk, so every pandas rule (dtype inference, ``result_type``, ``raw``,
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +22,11 @@ from .exceptions import InvalidArgumentError
 from .planning import ChunkSpec
 
 # The core's options: every accessor method takes them as keyword arguments;
-# all other keyword arguments go to the user's function, as in pandas.
-CORE_OPTIONS = (
-    "workers", "chunk_rows", "n_chunks", "backend", "errors", "progress", "retries",
-    "retry_on", "timeout", "start_method",
+# all other keyword arguments go to the user's function, as in pandas. Read
+# from run()'s signature so that a new core option reaches the accessor too.
+CORE_OPTIONS = tuple(
+    name for name, p in inspect.signature(run).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("combine", "by", "overlap")
 )
 
 Assemble = Callable[[list[Any], list[ChunkSpec]], Any]

@@ -318,13 +318,14 @@ class ArrowTransport(Transport):
         self.rest_row_bytes = _row_bytes(self.encoded.rest) if self.encoded.rest is not None else 0.0
 
     def source(self, spec: ChunkSpec) -> Any:
-        if self.path is None or spec.rows is not None:
+        if self.path is None or spec.rows is not None or spec.lead or spec.tail:
+            # Group chunks and chunks with neighbour rows (overlap=) travel inline.
             return super().source(spec)
         rest = framecodec.slice_rest(self.encoded, spec.start, spec.stop)
         return ArrowSource(self.path, spec.start, spec.stop, self.encoded.layout, rest)
 
     def input_bytes(self, spec: ChunkSpec) -> int:
-        if self.path is None or spec.rows is not None:
+        if self.path is None or spec.rows is not None or spec.lead or spec.tail:
             return super().input_bytes(spec)
         return int((self.file_row_bytes + self.rest_row_bytes) * spec.n_rows)
 

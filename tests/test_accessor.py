@@ -292,3 +292,17 @@ def test_apply_and_map_equal_pandas_on_random_frames(values: list, chunk_rows: i
         warnings.simplefilter("ignore")
         assert_same(df.framepar.apply(f, axis=1, **o), df.apply(f, axis=1))
         assert_same(df["a"].framepar.map(lambda v: v, **o), df["a"].map(lambda v: v))
+
+
+def test_every_core_option_is_taken_by_the_accessor() -> None:
+    import inspect
+
+    from framepar.methods import CORE_OPTIONS
+
+    keyword_only = [n for n, p in inspect.signature(framepar.run).parameters.items()
+                    if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert set(keyword_only) - set(CORE_OPTIONS) == {"combine", "by", "overlap"}
+    df = FRAMES["numeric"]
+    got = df.framepar.apply(_row_total, axis=1, backend="process", workers=2, chunk_rows=6,
+                            transport="pickle", retries=1, progress=False)
+    assert_same(got, df.apply(_row_total, axis=1))

@@ -109,3 +109,11 @@ def test_exception_in_window_function_keeps_its_type(plan: dict) -> None:
         s.rolling(2).apply(f, raw=True)
     with pytest.raises(ZeroDivisionError):
         s.framepar.rolling(2).apply(f, raw=True, **plan)
+
+
+@pytest.mark.parametrize("transport", ["pickle", "arrow", "memmap"])
+def test_overlap_with_every_transport(transport: str) -> None:
+    df = pd.DataFrame({"v": np.arange(600.0), "s": ["x"] * 600})
+    got = framepar.map_chunks(df, lambda c: c["v"].rolling(4).sum(), overlap=3, chunk_rows=100,
+                              backend="process", workers=2, transport=transport, progress=False)
+    assert_same(got, df["v"].rolling(4).sum())
