@@ -27,7 +27,10 @@ def run(
     timeout: float | None = None,
     start_method: str | None = None,
     address: str | None = None,
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -43,7 +46,7 @@ def run(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, address=address,
-        locate=locate,
+        locate=locate, transport=transport, by=by, overlap=overlap,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -64,7 +67,10 @@ def map_chunks(
     timeout: float | None = None,
     start_method: str | None = None,
     address: str | None = None,
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -117,11 +123,27 @@ def map_chunks(
         report's ``failing_labels`` column (``None`` for the other chunks)
         and in a note on the chunk's exception. Only failed chunks are
         re-run; the result is unchanged. Default False.
+    transport : how chunks and results move between processes: "auto"
+        (default: pickle for small data; for large data forked workers
+        inherit the input and others map it from an Arrow file in /dev/shm,
+        and large results come back through shared memory), "pickle",
+        "arrow" (Arrow IPC files in /dev/shm, on disk when it has no room) or
+        "memmap" (the same files in a private temp directory on disk). The
+        report's ``transport`` and ``bytes_moved`` columns say what each chunk used.
+    by : group-aware chunking: column name(s), index level name(s) or anything
+        ``groupby`` accepts. No group is split across chunks, small groups
+        share a chunk, chunks follow the sorted group order (rows keep their
+        input order inside a chunk) and the report names each chunk's groups.
+    overlap : rows of context from the neighbouring chunks, for window
+        functions: an int (rows before each chunk) or ``(before, after)``. The
+        function must return one row per input row; the context rows are cut
+        from its result, so ``overlap=w - 1`` makes a trailing rolling window
+        of ``w`` rows equal to the whole-frame one.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=retry_on, timeout=timeout, start_method=start_method, address=address,
-        locate=locate, **kwargs,
+        locate=locate, transport=transport, by=by, overlap=overlap, **kwargs,
     )
     return map_chunks_result(result)

@@ -456,6 +456,13 @@ def test_uses_the_current_client(cluster: Cluster) -> None:
     assert set(run.report["worker"]) <= set(cluster.client.nthreads())
 
 
+def test_accessor_takes_the_address(cluster: Cluster) -> None:
+    df = make_frame()
+    got = df.framepar.apply(lambda r: r["x"] * r["y"], axis=1, backend="dask",
+                            address=cluster.address, n_chunks=3, progress=False)
+    pd.testing.assert_series_equal(got, df.apply(lambda r: r["x"] * r["y"], axis=1))
+
+
 def test_address_from_environment(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAMEPAR_DASK_ADDRESS", cluster.address)
     df = make_frame()
@@ -467,6 +474,13 @@ def test_address_from_environment(cluster: Cluster, monkeypatch: pytest.MonkeyPa
 def test_address_needs_the_dask_backend() -> None:
     with pytest.raises(framepar.InvalidArgumentError, match="backend='dask'"):
         framepar.map_chunks(make_frame(), add_and_filter, backend="process", address="tcp://127.0.0.1:1")
+
+
+@pytest.mark.parametrize("transport", ["arrow", "memmap"])
+def test_local_only_transports_are_refused_before_connecting(transport: str) -> None:
+    with pytest.raises(framepar.InvalidArgumentError, match="Dask workers elsewhere cannot read"):
+        framepar.map_chunks(make_frame(), add_and_filter, backend="dask", transport=transport,
+                            address="tcp://127.0.0.1:9")  # never contacted
 
 
 def test_local_cluster_is_started_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:
