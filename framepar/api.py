@@ -26,9 +26,9 @@ def run(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
-    address: str | None = None,
     by: Any = None,
     overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -45,8 +45,8 @@ def run(
     opts = Options(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, address=address,
-        locate=locate, transport=transport, by=by, overlap=overlap,
+        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
+        transport=transport, by=by, overlap=overlap, address=address,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -66,9 +66,9 @@ def map_chunks(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
-    address: str | None = None,
     by: Any = None,
     overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -143,7 +143,7 @@ def map_chunks(
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=retry_on, timeout=timeout, start_method=start_method, address=address,
-        locate=locate, transport=transport, by=by, overlap=overlap, **kwargs,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
+        transport=transport, by=by, overlap=overlap, address=address, **kwargs,
     )
     return map_chunks_result(result)
