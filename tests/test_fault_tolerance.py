@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -423,34 +425,36 @@ def test_6_workers_exit_when_their_parent_is_killed(start_method: str | None, vi
 
 
 def _sweep_exists() -> bool:
-    import importlib
-
-    for name in ("framepar.cleanup", "framepar.transport", "framepar.shm"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if any("sweep" in attr for attr in dir(module)):
-            return True
-    return False
+    try:
+        from framepar import shm  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    return hasattr(shm, "sweep")
 
 
 @pytest.mark.xfail(not _sweep_exists(), strict=False,
-                   reason="sweeping stale files of dead runs belongs to the shared-memory transport")
+                   reason="sweeping stale files of dead runs comes with the shared-memory transport")
 def test_6_next_run_removes_stale_files_of_dead_runs(start_method: str | None) -> None:
+    # What a SIGKILLed run leaves: its private directories, named as framepar
+    # names them (framepar-<pid>-<16 hex digits>), under /dev/shm and the
+    # temp directory, with the pid of a process that no longer exists.
     pid = fh.dead_pid()
-    stale = [os.path.join(d, f"framepar-{pid}-x") for d in (tempfile.gettempdir(), fh.SHM_DIR)]
+    stale = [Path(d, f"framepar-{pid}-{secrets.token_hex(8)}") for d in (fh.SHM_DIR, tempfile.gettempdir())]
     for path in stale:
-        Path(path).write_bytes(b"left by a killed run")
+        path.mkdir()
+        (path / "chunk-0.arrow").write_bytes(b"left by a killed run")
+    live = Path(tempfile.gettempdir(), f"framepar-{os.getpid()}-{secrets.token_hex(8)}")
+    live.mkdir()  # a live run's directory must survive
     try:
         df = fh.make_frame(40)
         run = framepar.run(df, fh.transform, backend="process", workers=2, n_chunks=4,
                            start_method=start_method, progress=False)
         pd.testing.assert_frame_equal(run.result, fh.transform(df))
-        assert [p for p in stale if os.path.exists(p)] == []
+        assert [p for p in stale if p.exists()] == []
+        assert live.exists()
     finally:
-        for path in stale:
-            Path(path).unlink(missing_ok=True)
+        for path in [*stale, live]:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # -- 7. max_tasks_per_child ------------------------------------------------------------------
