@@ -122,7 +122,7 @@ class Runner:
         assert not fh.wait_gone(self.seen_workers - allowed, 5), "a worker outlived the run"
         extra = fh.descendants() - self.procs_before - allowed
         assert not extra, f"processes left behind: {extra}"
-        new_files = {f for f in fh.framepar_files() - self.files_before if not fh.foreign_live(f)}
+        new_files = {f for f in fh.framepar_files() - self.files_before if not fh.foreign(f, self.seen_workers)}
         assert not new_files, f"files left behind: {new_files}"
 
 
@@ -302,8 +302,9 @@ def test_4_timeout_kills_only_the_stuck_chunks(runner: Runner) -> None:
     assert isinstance(err, framepar.ChunkTimeoutError) and isinstance(err, TimeoutError)
     assert err.chunk == 7
     # The bound: about the timeout plus overhead, where the overhead
-    # is starting a pool twice (the first workers and their replacements).
-    assert elapsed < timeout + 2 * _pool_start_seconds(runner.start_method) + 2.0
+    # is starting workers twice (the first ones and their replacements),
+    # measured now on this machine, with room for a busy machine's noise.
+    assert elapsed < timeout + 3 * _pool_start_seconds(runner.start_method) + 3.0
 
 
 # -- 5. what cannot cross back, and BaseExceptions -------------------------------------------
@@ -403,7 +404,7 @@ def test_6_ctrl_c_reaches_the_caller_promptly_and_leaves_nothing(
         assert "usable True" in out, out
     assert not fh.wait_gone(workers, 3), "orphan workers"
     assert not fh.framepar_files([str(tmp_path)])
-    new_shm = {f for f in fh.framepar_files([fh.SHM_DIR]) - shm_before if not fh.foreign_live(f)}
+    new_shm = {f for f in fh.framepar_files([fh.SHM_DIR]) - shm_before if not fh.foreign(f, {pid, *workers})}
     assert not new_shm
 
 
