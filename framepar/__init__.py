@@ -6,6 +6,7 @@ and every chunk ends with a line in a report that says what happened.
 
 from __future__ import annotations
 
+from . import accessor as _accessor  # noqa: F401  (registers df.framepar and s.framepar)
 from ._version import __version__
 from .api import map_chunks, run
 from .exceptions import (
@@ -19,9 +20,12 @@ from .exceptions import (
     InvalidArgumentTypeError,
     NotPicklableError,
     RemoteExceptionError,
+    SharedMemoryFallbackWarning,
     WorkerCrashedError,
 )
 from .executor import Executor
+from .filerun import FileRun, map_file
+from .groupby import GroupResultMismatchError
 from .job import ChunkResultTypeError
 from .report import Run
 
@@ -33,14 +37,18 @@ __all__ = [
     "ChunkTimeoutError",
     "ChunksFailed",
     "Executor",
+    "FileRun",
     "FrameparError",
+    "GroupResultMismatchError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "NotPicklableError",
     "RemoteExceptionError",
     "Run",
+    "SharedMemoryFallbackWarning",
     "WorkerCrashedError",
     "__version__",
     "map_chunks",
+    "map_file",
     "run",
 ]

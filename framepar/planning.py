@@ -24,7 +24,7 @@ class ChunkSpec:
     """One chunk of the input: positional rows ``[start, stop)``.
 
     ``labels`` holds the first and last index labels (``None`` for an empty
-    chunk); ``group`` names the group keys a group-aware chunk holds.
+    chunk); ``groups`` names the group keys a group-aware chunk holds.
     ``rows`` (the positions) is set only by group-aware plans, whose chunks
     are not contiguous in the input.
     """
@@ -36,6 +36,10 @@ class ChunkSpec:
     last_label: Any = None
     groups: tuple[Any, ...] | None = None
     rows: Any = field(default=None, compare=False, repr=False)
+    # Rows of context from the neighbours (``overlap=``), handed to the
+    # function before/after the chunk's own rows and trimmed from its result.
+    lead: int = 0
+    tail: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -110,6 +114,21 @@ def plan_ranges(
     if n_chunks is not None:
         return split_even(n_rows, n_chunks, offset=offset)
     return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
+
+
+def lead_in_ranges(n_rows: int, *, workers: int, offset: int = 0) -> list[tuple[int, int]]:
+    """Default ranges whose first ``workers`` chunks are small.
+
+    Used when the first results teach the parent how to receive the others
+    (result buffers): only that small first wave comes back the slow way.
+    """
+    if n_rows == 0:
+        return plan_ranges(0, workers=workers, offset=offset)
+    small = min(n_rows, max(MIN_ROWS_PER_CHUNK, math.ceil(n_rows / (16 * workers))))
+    covered = min(n_rows, small * workers)
+    ranges = split_fixed(covered, small, offset=offset)
+    left = n_rows - covered
+    return ranges + split_even(left, default_chunk_count(left, workers), offset=offset + covered)
 
 
 def number(ranges: list[tuple[int, int]], first_index: int = 0) -> list[ChunkSpec]:
