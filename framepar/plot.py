@@ -122,7 +122,8 @@ def plot_run(
 
     if title is None:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items())
-        title = f"{len(report)} chunks on {len(workers)} workers: {summary}; {span:.2f} s"
+        plural = "" if len(workers) == 1 else "s"
+        title = f"{len(report)} chunks on {len(workers)} worker{plural}: {summary}; {span:.2f} s"
     ax.set_title(title, fontsize=10)
     if own_figure is not None:  # a caller's figure keeps the caller's layout
         own_figure.tight_layout()
