@@ -1,0 +1,210 @@
+"""Every code block in README.md is executed, so the README cannot rot.
+
+- ```python blocks run in order in one namespace (a later block may use what an
+  earlier one defined), in a temporary working directory where ``data/``,
+  ``examples/`` and ``notebooks/`` are links to the repository's.
+- ```bash blocks run with bash in that same directory, ``python`` and
+  ``framepar`` resolving to the interpreter running the tests and this
+  checkout. Each ``&&``-separated command runs unless it is one of the
+  documented exceptions in :func:`exemption`.
+- ```text blocks are pictures (the exception tree), not code; a block with no
+  language fails the test, so nothing escapes by accident.
+- The Quickstart has exactly two ```bash blocks of one line each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+CI_SCRIPT = ROOT / ".ci" / "run"
+LANGUAGES = {"python", "bash", "text"}
+FENCE = re.compile(r"^```(\S*)\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    code: str
+    section: str  # the nearest heading above the block
+    line: int  # 1-based line of the opening fence
+
+    def __str__(self) -> str:
+        return f"README.md:{self.line} ({self.section!r}, ```{self.lang})"
+
+
+def parse_blocks(text: str) -> list[Block]:
+    blocks: list[Block] = []
+    section = ""
+    lang: str | None = None
+    start = 0
+    body: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fence = FENCE.match(line)
+        if lang is None:
+            if fence:
+                lang, start, body = fence.group(1), number, []
+            elif line.startswith("#"):
+                section = line.lstrip("#").strip()
+        elif fence and not fence.group(1):
+            blocks.append(Block(lang, "\n".join(body) + "\n", section, start))
+            lang = None
+        else:
+            body.append(line)
+    assert lang is None, f"README.md:{start}: code block never closed"
+    return blocks
+
+
+BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
+PYTHON = [b for b in BLOCKS if b.lang == "python"]
+BASH = [b for b in BLOCKS if b.lang == "bash" and b.section != "Quickstart"]
+QUICKSTART = [b for b in BLOCKS if b.section == "Quickstart"]
+
+
+def commands(block: Block) -> list[str]:
+    """The block's command lines (comments and blank lines dropped; a trailing
+    backslash continues a line)."""
+    joined = block.code.replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def steps(command: str) -> list[str]:
+    return [part.strip() for part in command.split("&&")]
+
+
+def ci_lint_steps() -> set[str]:
+    """The lint and type-check commands of the CI script (``ruff check ... && mypy``)."""
+    match = re.search(r"^\s*&& (ruff check [^)]*)", CI_SCRIPT.read_text(encoding="utf-8"), re.MULTILINE)
+    assert match, "the CI script no longer runs ruff; update exemption()"
+    return set(steps(match.group(1)))
+
+
+def exemption(step: str) -> str | None:
+    """Why a README command is not run here (None: it is run).
+
+    - installing packages: the test environment is already installed, and a
+      test must not change it;
+    - ``python -m pytest``: that is this test suite, which would run itself;
+    - the lint and type-check command: CI runs it as its own step; here we
+      only check that the README shows the commands CI runs.
+    """
+    words = shlex.split(step)
+    if words[:2] == ["pip", "install"] or words[:4] == ["python", "-m", "pip", "install"]:
+        return "installs packages"
+    if words[:3] == ["python", "-m", "pytest"]:
+        return "runs this test suite"
+    if step in ci_lint_steps():
+        return "lint and type checks: the CI script runs exactly this"
+    return None
+
+
+# -- structure ---------------------------------------------------------------
+
+
+def test_every_block_has_a_known_language() -> None:
+    assert BLOCKS, "no code blocks found in README.md"
+    unknown = [str(b) for b in BLOCKS if b.lang not in LANGUAGES]
+    assert not unknown, f"label these blocks with one of {sorted(LANGUAGES)}: {unknown}"
+
+
+def test_quickstart_is_exactly_two_one_line_commands() -> None:
+    assert [b.lang for b in QUICKSTART] == ["bash", "bash"], [str(b) for b in QUICKSTART]
+    for block in QUICKSTART:
+        assert len(commands(block)) == 1, f"{block}: one command per Quickstart block"
+    install_and_run, install_and_test = (commands(b)[0] for b in QUICKSTART)
+    assert exemption(steps(install_and_run)[0]) == "installs packages"
+    assert [exemption(s) for s in steps(install_and_test)] == ["installs packages", "runs this test suite"]
+    # The test command is the one CI runs.
+    assert install_and_test in CI_SCRIPT.read_text(encoding="utf-8")
+
+
+def test_only_documented_commands_are_exempt() -> None:
+    exempt = {s: exemption(s) for b in BASH + QUICKSTART for c in commands(b) for s in steps(c)}
+    reasons = {r for r in exempt.values() if r is not None}
+    assert reasons <= {
+        "installs packages",
+        "runs this test suite",
+        "lint and type checks: the CI script runs exactly this",
+    }
+
+
+# -- execution -----------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch directory that looks like the repository root to the README's
+    code, so that files a command writes land in the scratch directory."""
+    for name in ("data", "examples", "notebooks"):
+        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def shell_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """``python`` is this interpreter and ``framepar`` this checkout's CLI."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    # Scripts, not symlinks: a virtualenv's interpreter finds its packages from
+    # the path it was started by.
+    for name, command in (("python", ""), ("framepar", " -m framepar")):
+        shim = bin_dir / name
+        shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)}{command} "$@"\n')
+        shim.chmod(0o755)
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def test_python_blocks_run_in_order(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert PYTHON, "README.md has no python blocks"
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # Run.plot() in the tour draws off-screen
+    namespace: dict[str, object] = {"__name__": "__readme__"}
+    try:
+        for block in PYTHON:
+            code = compile(block.code, str(block), "exec")
+            try:
+                exec(code, namespace)
+            except Exception as exc:
+                raise AssertionError(f"{block} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+
+def test_quickstart_main_job_runs(workdir: Path, shell_env: dict[str, str]) -> None:
+    # The first Quickstart command without its install step: the main job itself.
+    to_run = [s for s in steps(commands(QUICKSTART[0])[0]) if exemption(s) is None]
+    assert to_run, "the first Quickstart command should run something after installing"
+    for step in to_run:
+        _run_shell(step, workdir, shell_env)
+
+
+@pytest.mark.parametrize("block", BASH, ids=[f"line{b.line}" for b in BASH])
+def test_bash_block_runs(block: Block, workdir: Path, shell_env: dict[str, str]) -> None:
+    for command in commands(block):
+        for step in steps(command):
+            if exemption(step) is None:
+                _run_shell(step, workdir, shell_env)
+
+
+def _run_shell(step: str, cwd: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", step], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, (
+        f"README command failed (exit {done.returncode}): {step}\n"
+        f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+    )
