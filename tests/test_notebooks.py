@@ -65,6 +65,11 @@ def test_notebook_runs_top_to_bottom(
     client.execute()
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert code_cells and all(c.execution_count is not None for c in code_cells)
+    # A notebook is read by people: it must run clean, without warnings.
+    for cell in code_cells:
+        for output in cell.outputs:
+            if output.output_type == "stream" and output.name == "stderr":
+                assert "Warning" not in output.text, f"{path.name}: cell {cell.get('id')}: {output.text}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
