@@ -62,7 +62,12 @@ def test_notebook_runs_top_to_bottom(
         allow_errors=False,  # any cell that raises fails the test, with the cell's traceback
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}},  # cwd: as when opened in Jupyter
     )
-    client.execute()
+    try:
+        client.execute(cleanup_kc=True)  # shut the kernel down afterwards (the client does not own it)
+    finally:
+        if manager.has_kernel:
+            manager.shutdown_kernel(now=True)
+    assert not manager.is_alive()
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
     assert code_cells and all(c.execution_count is not None for c in code_cells)
     # A notebook is read by people: it must run clean, without warnings.
