@@ -125,3 +125,12 @@ def test_missing_matplotlib_names_the_extra(
     with pytest.raises(ImportError, match=r'pip install "framepar\[plot\]"') as info:
         failed_run.plot()
     assert str(info.value) == INSTALL_HINT
+
+
+def test_chunk_numbers_only_while_they_fit() -> None:
+    df = pd.DataFrame({"k": np.arange(100)})
+    few = framepar.run(df, lambda c: c * 2, backend="serial", chunk_rows=10)  # 10 chunks
+    many = framepar.run(df, lambda c: c * 2, backend="serial", chunk_rows=2)  # 50 chunks
+    assert len(few.plot().texts) == 10
+    assert len(many.plot().texts) == 0
+    assert len(bars(many.plot())) == 50
