@@ -6,6 +6,9 @@ forced onto worker processes. From the project root::
 
     python ../shared/peerbench/run.py --pythonpath benchmarks \
         --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4
+
+``peerbench_adapter:framepar_arrow`` forces worker processes and the Arrow
+shared-memory input file (what warm pools and non-fork platforms use).
 """
 
 from __future__ import annotations
@@ -38,11 +41,23 @@ def _run_process(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
     return framepar.map_chunks(df, fn, workers=n_workers, backend="process", progress=False)
 
 
+def _run_arrow(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
+    import framepar
+
+    return framepar.map_chunks(df, fn, workers=n_workers, backend="process", transport="arrow", progress=False)
+
+
 CONTENDERS = {
     "framepar_process": SimpleNamespace(
         NAME="framepar_process",
         load=load,
         run=_run_process,
         API={"run": "framepar.map_chunks(df, fn, workers=n, backend='process')"},
+    ),
+    "framepar_arrow": SimpleNamespace(
+        NAME="framepar_arrow",
+        load=load,
+        run=_run_arrow,
+        API={"run": "framepar.map_chunks(df, fn, workers=n, backend='process', transport='arrow')"},
     ),
 }

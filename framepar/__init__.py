@@ -19,6 +19,7 @@ from .exceptions import (
     InvalidArgumentTypeError,
     NotPicklableError,
     RemoteExceptionError,
+    SharedMemoryFallbackWarning,
     WorkerCrashedError,
 )
 from .executor import Executor
@@ -39,6 +40,7 @@ __all__ = [
     "NotPicklableError",
     "RemoteExceptionError",
     "Run",
+    "SharedMemoryFallbackWarning",
     "WorkerCrashedError",
     "__version__",
     "map_chunks",

@@ -27,6 +27,7 @@ def run(
     timeout: float | None = None,
     start_method: str | None = None,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -42,6 +43,7 @@ def run(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
+        transport=transport,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -62,6 +64,7 @@ def map_chunks(
     timeout: float | None = None,
     start_method: str | None = None,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -111,10 +114,18 @@ def map_chunks(
         report's ``failing_labels`` column (``None`` for the other chunks)
         and in a note on the chunk's exception. Only failed chunks are
         re-run; the result is unchanged. Default False.
+    transport : how chunks and results move between processes: "auto"
+        (default: pickle for small data; for large data forked workers
+        inherit the input and others map it from an Arrow file in /dev/shm,
+        and large results come back through shared memory), "pickle",
+        "arrow" (Arrow IPC files in /dev/shm, on disk when it has no room) or
+        "memmap" (the same files in a private temp directory on disk). The
+        report's ``transport`` and ``bytes_moved`` columns say what each chunk used.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate, **kwargs,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
+        transport=transport, **kwargs,
     )
     return map_chunks_result(result)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import planning
 from .backends import make_backend
-from .backends.base import Backend, Outcome
+from .backends.base import Backend, ErrorInfo, Outcome
 from .backends.serial import SerialBackend
 from .collect import concat_results
 from .exceptions import (
@@ -47,7 +47,7 @@ from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
 from .report import ChunkRecord, Run
-from .transport import InheritTransport, InProcessTransport, Transport
+from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport, wants_buffers
 
 ERRORS = ("raise", "collect", "skip")
 BACKENDS = ("auto", "serial", "thread", "process", "dask")
@@ -70,6 +70,7 @@ class Options:
     timeout: float | None = None
     start_method: str | None = None
     locate: bool = False
+    transport: str = "auto"
 
     @property
     def user_chunking(self) -> bool:
@@ -114,6 +115,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
     if not isinstance(opts.locate, bool):
         raise InvalidArgumentTypeError(f"locate must be True or False, got {opts.locate!r}")
+    if opts.transport not in TRANSPORTS:
+        raise InvalidArgumentError(f"transport must be one of {TRANSPORTS}, got {opts.transport!r}")
     if opts.progress not in (None, True, False):
         raise InvalidArgumentTypeError(f"progress must be None, True or False, got {opts.progress!r}")
     if opts.combine is not None and not callable(opts.combine):
@@ -156,6 +159,7 @@ class _State:
     opts: Options
     records: dict[int, ChunkRecord] = field(default_factory=dict)
     results: dict[int, Any] = field(default_factory=dict)
+    assembled: Any = None  # the final result when the transport built it without concat
     first_failure: int | None = None
     stopped: bool = False
     t0: float = field(default_factory=time.time)
@@ -168,7 +172,8 @@ class _State:
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
-            self.records[s.index] = ChunkRecord(s)
+            # transport/bytes_moved: how the chunk travelled (see transport.py).
+            self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
         # A run alone to clear a chunk's name (see handle) is not a retry.
@@ -244,7 +249,9 @@ def _drive(
         rec = state.records[spec.index]
         rec.attempts += 1
         rec.backend = backend.name
-        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec))
+        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), transport.sink(spec))
+        rec.extra["transport"] = transport.name
+        rec.extra["bytes_moved"] = transport.input_bytes(spec)
         backend.submit(spec.index, task, timeout=timeout)
 
     try:
@@ -262,6 +269,8 @@ def _drive(
             outs = backend.wait()
             crowded = len(outs) > 1 or backend.in_flight() > 0
             for out in outs:
+                if out.status == "ok":
+                    _receive(transport, state.records[out.key], out)
                 state.handle(out, pending, crowded=crowded)
     finally:
         # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
@@ -273,6 +282,20 @@ def _drive(
         for spec in [*pending, *state.solo]:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
+
+
+def _receive(transport: Transport, rec: ChunkRecord, out: Outcome) -> None:
+    """Turn a worker's reply into the chunk's result; note how it travelled."""
+    try:
+        out.value, how, nbytes = transport.receive(out.key, out.value)
+    except Exception as exc:  # e.g. the result file vanished
+        out.status, out.value = "error", None
+        out.error = ErrorInfo.from_exception(exc)
+        out.error.message = f"the chunk's result could not be read back: {out.error.message}"
+        return
+    if how != "none":
+        rec.extra["transport"] = f"{transport.name}/{how}"
+        rec.extra["bytes_moved"] = rec.extra.get("bytes_moved", 0) + nbytes
 
 
 def execute(
@@ -337,7 +360,10 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
-            specs = _plan_rest(data, opts, workers, rest_from, len(probe), in_process=mode == "serial" and bool(probe))
+            lead_in = mode == "process" and not probe and wants_buffers(data, opts.transport,
+                                                                         frames=opts.combine is None)
+            specs = _plan_rest(data, opts, workers, rest_from, len(probe),
+                               in_process=mode == "serial" and bool(probe), lead_in=lead_in)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -349,7 +375,12 @@ def execute(
                     )
                 if transport is not None:
                     transport.close()
-                transport = _transport_for(data, backend, owned=backend is own_backend)
+                transport = None
+                transport = _transport_for(data, backend, owned=backend is own_backend, opts=opts,
+                                           frames=job.require_frame)
+                for s in probe:
+                    if s.index in state.results:
+                        state.results[s.index] = transport.prime(s.index, s, state.results[s.index])
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
@@ -357,6 +388,7 @@ def execute(
                         _locate(backend, transport, data, state, specs)
                 finally:
                     backend.end_job()
+                _assemble(transport, state)
                 if not reason:
                     reason = f"{backend.name}: requested"
             else:
@@ -448,23 +480,45 @@ def _plan_rest(
     first_index: int,
     *,
     in_process: bool,
+    lead_in: bool = False,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
         # Staying in-process: one call for the rest costs least.
         ranges = [(rest_from, len(data))]
+    elif lead_in and not opts.user_chunking:
+        ranges = planning.lead_in_ranges(rest_rows, workers=workers, offset=rest_from)
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)
     return label_specs(data, planning.number(ranges, first_index))
 
 
-def _transport_for(data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool) -> Transport:
-    if not backend.crosses_processes:
-        return InProcessTransport(data)
-    if owned and backend.inherits_memory:
-        return InheritTransport(data)
-    return Transport(data, in_process=False)
+def _transport_for(
+    data: pd.DataFrame | pd.Series, backend: Backend, *, owned: bool, opts: Options, frames: bool
+) -> Transport:
+    mode = opts.transport
+    if mode == "auto" and backend.name != "process":
+        mode = "pickle"  # workers elsewhere (dask) may not see this machine's files
+    return make_transport(
+        data, mode, in_process=not backend.crosses_processes,
+        inherit=owned and backend.inherits_memory, frames=frames and opts.combine is None,
+    )
+
+
+def _assemble(transport: Transport, state: _State) -> None:
+    """Let the transport build the final frame (result buffers) before it closes."""
+    keys = sorted(state.records)
+    ok = [k for k in keys if state.records[k].status == "ok"]
+    if state.opts.combine is not None or not ok:
+        return
+    parts = [(state.records[k].spec.start, state.records[k].spec.stop, state.results[k]) for k in ok]
+    assembled, values = transport.assemble(parts, complete=len(ok) == len(keys))
+    if assembled is not None:
+        state.assembled = assembled
+    else:
+        for k, value in zip(ok, values, strict=True):
+            state.results[k] = value
 
 
 # -- collect and report ---------------------------------------------------------
@@ -479,8 +533,10 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
     errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
     if opts.combine is not None:
         result = opts.combine(ok_parts) if ok_parts or not errors else None
+    elif state.assembled is not None:
+        result = state.assembled
     elif ok_parts:
-        result = concat_results(ok_parts)
+        result = concat_results(ok_parts, source=data)
     else:
         result = pd.DataFrame() if isinstance(data, pd.DataFrame) else pd.Series(dtype=object)
     first = errors.get(state.first_failure) if state.first_failure is not None else None

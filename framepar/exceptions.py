@@ -16,6 +16,8 @@ The hierarchy::
                                         chunk's exception, plus ``.partial`` and ``.report``
 
     ChunkFailureWarning (UserWarning)   errors="skip": some chunks failed
+    SharedMemoryFallbackWarning         /dev/shm had no room: data went through a
+      (UserWarning)                     private temp directory on disk instead
 
 A chunk's own exception (a ``ValueError`` raised by the user's function) is
 re-raised with its original type; framepar adds a note naming the chunk and
@@ -154,3 +156,7 @@ class ChunksFailed(FrameparError, ExceptionGroup):  # type: ignore[misc]
 
 class ChunkFailureWarning(UserWarning):
     """``errors="skip"``: some chunks failed and were left out of the result."""
+
+
+class SharedMemoryFallbackWarning(UserWarning):
+    """Shared memory had no room, so data went through a temp directory on disk."""

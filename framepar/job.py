@@ -26,6 +26,7 @@ class ChunkTask:
     start: int
     stop: int
     source: Any  # has .load() -> the chunk
+    sink: Any = None  # has .before(chunk) and .deliver(result, before) -> what to send back
 
 
 @dataclass
@@ -37,6 +38,8 @@ class ChunkJob:
 
     def __call__(self, task: ChunkTask) -> Any:
         chunk = task.source.load()
+        # Looked at before the call: the function may change its chunk.
+        before = task.sink.before(chunk) if task.sink is not None else None
         out = self.func(chunk, *self.args, **self.kwargs)
         if self.require_frame and not isinstance(out, (pd.DataFrame, pd.Series)):
             raise ChunkResultTypeError(
@@ -44,4 +47,6 @@ class ChunkJob:
                 f"{type(out).__module__}.{type(out).__qualname__}; the function must return a "
                 "DataFrame or Series, or pass combine=... to reduce other results"
             )
+        if task.sink is not None:
+            return task.sink.deliver(out, before)
         return out

@@ -112,6 +112,21 @@ def plan_ranges(
     return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
 
 
+def lead_in_ranges(n_rows: int, *, workers: int, offset: int = 0) -> list[tuple[int, int]]:
+    """Default ranges whose first ``workers`` chunks are small.
+
+    Used when the first results teach the parent how to receive the others
+    (result buffers): only that small first wave comes back the slow way.
+    """
+    if n_rows == 0:
+        return plan_ranges(0, workers=workers, offset=offset)
+    small = min(n_rows, max(MIN_ROWS_PER_CHUNK, math.ceil(n_rows / (16 * workers))))
+    covered = min(n_rows, small * workers)
+    ranges = split_fixed(covered, small, offset=offset)
+    left = n_rows - covered
+    return ranges + split_even(left, default_chunk_count(left, workers), offset=offset + covered)
+
+
 def number(ranges: list[tuple[int, int]], first_index: int = 0) -> list[ChunkSpec]:
     """Turn ranges into specs numbered from ``first_index``."""
     return [ChunkSpec(first_index + i, a, b) for i, (a, b) in enumerate(ranges)]
