@@ -6,6 +6,7 @@ and every chunk ends with a line in a report that says what happened.
 
 from __future__ import annotations
 
+from . import accessor as _accessor  # noqa: F401  (registers df.framepar and s.framepar)
 from ._version import __version__
 from .api import map_chunks, run
 from .exceptions import (
@@ -23,6 +24,7 @@ from .exceptions import (
     WorkerCrashedError,
 )
 from .executor import Executor
+from .groupby import GroupResultMismatchError
 from .job import ChunkResultTypeError
 from .report import Run
 
@@ -35,6 +37,7 @@ __all__ = [
     "ChunksFailed",
     "Executor",
     "FrameparError",
+    "GroupResultMismatchError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "NotPicklableError",

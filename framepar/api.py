@@ -26,6 +26,8 @@ def run(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -44,6 +46,7 @@ def run(
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
         transport=transport,
+        by=by, overlap=overlap,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -63,6 +66,8 @@ def map_chunks(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -121,11 +126,20 @@ def map_chunks(
         "arrow" (Arrow IPC files in /dev/shm, on disk when it has no room) or
         "memmap" (the same files in a private temp directory on disk). The
         report's ``transport`` and ``bytes_moved`` columns say what each chunk used.
+    by : group-aware chunking: column name(s), index level name(s) or anything
+        ``groupby`` accepts. No group is split across chunks, small groups
+        share a chunk, chunks follow the sorted group order (rows keep their
+        input order inside a chunk) and the report names each chunk's groups.
+    overlap : rows of context from the neighbouring chunks, for window
+        functions: an int (rows before each chunk) or ``(before, after)``. The
+        function must return one row per input row; the context rows are cut
+        from its result, so ``overlap=w - 1`` makes a trailing rolling window
+        of ``w`` rows equal to the whole-frame one.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
-        transport=transport, **kwargs,
+        transport=transport, by=by, overlap=overlap, **kwargs,
     )
     return map_chunks_result(result)

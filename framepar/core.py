@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import planning
+from . import grouping, planning
 from .backends import make_backend
 from .backends.base import Backend, ErrorInfo, Outcome
 from .backends.serial import SerialBackend
@@ -71,6 +71,8 @@ class Options:
     start_method: str | None = None
     locate: bool = False
     transport: str = "auto"
+    by: Any = None
+    overlap: int | tuple[int, int] = 0
 
     @property
     def user_chunking(self) -> bool:
@@ -137,6 +139,52 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(
             f"retry_on items must be {RETRYABLE} or exception classes, got {item!r}"
         )
+    _overlap(opts)
+    if opts.by is not None and opts.overlap != 0:
+        raise InvalidArgumentError("give by= (whole groups per chunk) or overlap= (row windows), not both")
+
+
+def _overlap(opts: Options) -> tuple[int, int]:
+    """``overlap=`` as (rows before, rows after); an int means rows before."""
+    value = opts.overlap
+    pair = (value, 0) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(pair, tuple)
+        or len(pair) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in pair)
+    ):
+        raise InvalidArgumentError(
+            f"overlap must be an int >= 0 (rows before each chunk) or a pair (before, after), "
+            f"got {value!r}"
+        )
+    return pair[0], pair[1]
+
+
+def _specs(
+    data: pd.DataFrame | pd.Series,
+    ranges: list[tuple[int, int]],
+    first_index: int,
+    opts: Options,
+    groups: grouping.Groups | None,
+) -> list[ChunkSpec]:
+    """Specs for planned ranges: group chunks take their rows from the group
+    layout (ranges are in group-sorted order); ``overlap=`` adds context rows."""
+    if groups is not None:
+        specs = [groups.spec(first_index + i, a, b) for i, (a, b) in enumerate(ranges)]
+        return label_specs(data, specs)
+    specs = label_specs(data, planning.number(ranges, first_index))
+    before, after = _overlap(opts)
+    if before or after:
+        n = len(data)
+        specs = [
+            dataclasses.replace(s, lead=min(before, s.start), tail=min(after, n - s.stop))
+            for s in specs
+        ]
+    return specs
+
+
+def _cut(ranges: list[tuple[int, int]], groups: grouping.Groups | None) -> list[tuple[int, int]]:
+    return ranges if groups is None else groups.snap(ranges)
 
 
 def label_specs(data: pd.DataFrame | pd.Series, specs: Iterable[ChunkSpec]) -> list[ChunkSpec]:
@@ -173,7 +221,9 @@ class _State:
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
             # transport/bytes_moved: how the chunk travelled (see transport.py).
-            self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
+            rec = self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
+            if s.groups is not None:
+                rec.extra["groups"] = list(s.groups)
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
         # A run alone to clear a chunk's name (see handle) is not a retry.
@@ -249,7 +299,10 @@ def _drive(
         rec = state.records[spec.index]
         rec.attempts += 1
         rec.backend = backend.name
-        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), transport.sink(spec))
+        trim = (spec.lead, spec.tail) if spec.lead or spec.tail else None
+        # Results of overlapping chunks are trimmed in the worker; they travel plainly.
+        sink = transport.sink(spec) if trim is None else None
+        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), sink, trim)
         rec.extra["transport"] = transport.name
         rec.extra["bytes_moved"] = transport.input_bytes(spec)
         backend.submit(spec.index, task, timeout=timeout)
@@ -313,9 +366,11 @@ def execute(
     mode = opts.backend
     n_rows = len(data)
     state = _State(opts)
+    groups = grouping.layout(data, opts.by) if opts.by is not None else None
 
     # -- plan ---------------------------------------------------------------
     probe: list[ChunkSpec] = []
+    probe_end = 0
     if mode == "auto" and opts.timeout is None:
         if n_rows == 0 or workers == 1:
             ranges = planning.plan_ranges(n_rows, workers=workers, chunk_rows=opts.chunk_rows,
@@ -325,12 +380,14 @@ def execute(
                                           n_chunks=opts.n_chunks)[:1]
         else:
             ranges = [(0, planning.probe_rows(n_rows, workers))]
-        probe = label_specs(data, planning.number(ranges))
+        ranges = _cut(ranges, groups)
+        probe = _specs(data, ranges, 0, opts, groups)
+        probe_end = ranges[-1][1] if ranges else 0
     elif mode == "auto":
         mode = "process"  # only processes can stop a chunk that runs too long
     state.add(probe)
     job_blob: bytes | None = None
-    if mode in ("process", "dask") or (mode == "auto" and probe and probe[-1].stop < n_rows):
+    if mode in ("process", "dask") or (mode == "auto" and probe and probe_end < n_rows):
         job_blob = pickle_job(job)  # fail before any work starts
 
     progress = Progress(n_rows, len(probe) or 1, opts.progress)
@@ -349,7 +406,7 @@ def execute(
             _drive(serial, probe, transport, state)
             if opts.locate:
                 _locate(serial, transport, data, state, probe)
-            rest_from = probe[-1].stop if probe else 0
+            rest_from = probe_end
             if rest_from >= n_rows:
                 reason = (
                     "in-process: " + ("one CPU available" if workers == 1 and n_rows else
@@ -360,10 +417,11 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
-            lead_in = mode == "process" and not probe and wants_buffers(data, opts.transport,
-                                                                         frames=opts.combine is None)
+            lead_in = (mode == "process" and not probe and groups is None and not opts.overlap
+                       and wants_buffers(data, opts.transport, frames=opts.combine is None))
             specs = _plan_rest(data, opts, workers, rest_from, len(probe),
-                               in_process=mode == "serial" and bool(probe), lead_in=lead_in)
+                               in_process=mode == "serial" and bool(probe), lead_in=lead_in,
+                               groups=groups)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -481,6 +539,7 @@ def _plan_rest(
     *,
     in_process: bool,
     lead_in: bool = False,
+    groups: grouping.Groups | None = None,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
@@ -491,7 +550,7 @@ def _plan_rest(
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)
-    return label_specs(data, planning.number(ranges, first_index))
+    return _specs(data, _cut(ranges, groups), first_index, opts, groups)
 
 
 def _transport_for(
@@ -542,6 +601,7 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
     first = errors.get(state.first_failure) if state.first_failure is not None else None
     run = Run(result, records, list(errors.values()), mode=opts.errors, backend=backend,
               reason=reason, first_error=first)
+    run.chunks = [r.spec for r in records]
     if errors:
         for exc in errors.values():
             _attach_report(exc, run.report)

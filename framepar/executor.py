@@ -81,6 +81,8 @@ class Executor:
         timeout: float | None = None,
         locate: bool = False,
         transport: str = "auto",
+        by: Any = None,
+        overlap: int | tuple[int, int] = 0,
         **kwargs: Any,
     ) -> Run:
         """:func:`framepar.run` on this executor's workers.
@@ -89,7 +91,8 @@ class Executor:
         ``retries``/``retry_on`` retry failed chunks, ``timeout`` kills a
         worker stuck on a chunk (a new one takes its place), ``locate=True``
         bisects failed chunks down to their failing rows (report column
-        ``failing_labels``). Crashes, timeouts and Ctrl-C leave the executor
+        ``failing_labels``), ``by=`` keeps groups whole, ``overlap=`` hands
+        chunks rows of their neighbours. Crashes, timeouts and Ctrl-C leave the executor
         usable: lost workers are replaced on the next chunk.
 
         ``transport`` is as for :func:`framepar.map_chunks`; warm workers do
@@ -100,6 +103,7 @@ class Executor:
             errors=errors, progress=progress, combine=combine, retries=retries,
             retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method, locate=locate,
             transport=transport,
+            by=by, overlap=overlap,
         )
         return execute(data, func, args, kwargs, opts, pool=self.pool)
 
