@@ -12,6 +12,8 @@ shared-memory input file (what warm pools and non-fork platforms use).
 W1 also goes through the pandas accessor (``run_rowwise``: a row function
 with ``df.framepar.apply(row_fn, axis=1)``) and W5 through
 ``df.framepar.groupby(key).apply(fn)`` (``run_groupby``).
+W6 (file in, file out) goes through ``run_file``: ``framepar.map_file`` with
+default settings, the same streaming pipeline as ``framepar run``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ API = {
     "run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')",
     "run_rowwise": "df.assign(col=df.framepar.apply(row_fn, axis=1, workers=n))",
     "run_groupby": "df.framepar.groupby(key).apply(fn, workers=n)",
+    "run_file": "framepar.map_file(in_path, fn, out_path, workers=n) (streaming, defaults)",
 }
 
 
@@ -52,6 +55,12 @@ def run_groupby(df: pd.DataFrame, key: str, fn: Any, n_workers: int) -> Any:
     import framepar  # noqa: F401
 
     return df.framepar.groupby(key).apply(fn, workers=n_workers, progress=False)
+
+
+def run_file(in_path: str, out_path: str, fn: Any, n_workers: int) -> None:
+    import framepar
+
+    framepar.map_file(in_path, fn, out_path, workers=n_workers, progress=False).raise_for_errors()
 
 
 def _run_process(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:

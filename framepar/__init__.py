@@ -24,6 +24,7 @@ from .exceptions import (
     WorkerCrashedError,
 )
 from .executor import Executor
+from .filerun import FileRun, map_file
 from .groupby import GroupResultMismatchError
 from .job import ChunkResultTypeError
 from .report import Run
@@ -36,6 +37,7 @@ __all__ = [
     "ChunkTimeoutError",
     "ChunksFailed",
     "Executor",
+    "FileRun",
     "FrameparError",
     "GroupResultMismatchError",
     "InvalidArgumentError",
@@ -47,5 +49,6 @@ __all__ = [
     "WorkerCrashedError",
     "__version__",
     "map_chunks",
+    "map_file",
     "run",
 ]

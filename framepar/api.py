@@ -28,6 +28,7 @@ def run(
     start_method: str | None = None,
     by: Any = None,
     overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -45,8 +46,7 @@ def run(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
-        transport=transport,
-        by=by, overlap=overlap,
+        transport=transport, by=by, overlap=overlap, address=address,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -68,6 +68,7 @@ def map_chunks(
     start_method: str | None = None,
     by: Any = None,
     overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
     transport: str = "auto",
     **kwargs: Any,
@@ -113,6 +114,9 @@ def map_chunks(
         starts the chunk.
     start_method : multiprocessing start method for worker processes
         (default: fork where safe, else forkserver).
+    address : with backend="dask", the scheduler to use ("tcp://host:8786");
+        default: the current ``distributed.Client``, else ``FRAMEPAR_DASK_ADDRESS``,
+        else a local cluster on 127.0.0.1.
     locate : after the run, narrow each chunk that ended "error" or
         "crashed" down to its first failing row(s) by re-running halves of
         its rows on the same backend, and list their index labels in the
@@ -140,6 +144,6 @@ def map_chunks(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
-        transport=transport, by=by, overlap=overlap, **kwargs,
+        transport=transport, by=by, overlap=overlap, address=address, **kwargs,
     )
     return map_chunks_result(result)

@@ -20,7 +20,7 @@ import signal
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    address: str | None = None
     locate: bool = False
     transport: str = "auto"
     by: Any = None
@@ -132,6 +133,15 @@ def validate(data: Any, func: Any, opts: Options) -> None:
             raise InvalidArgumentError(
                 f"timeout needs a backend that can stop a chunk (process or dask); "
                 f"backend={opts.backend!r} cannot interrupt running Python code"
+            )
+    if opts.address is not None:
+        if not isinstance(opts.address, str) or not opts.address:
+            raise InvalidArgumentTypeError(
+                f"address must be a Dask scheduler address such as 'tcp://host:8786', got {opts.address!r}"
+            )
+        if opts.backend != "dask":
+            raise InvalidArgumentError(
+                f"address is the Dask scheduler to use; it needs backend='dask', not {opts.backend!r}"
             )
     for item in opts.retry_on:
         if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
@@ -285,14 +295,32 @@ class _State:
             self.stopped = True
 
 
-def _drive(
+def drive(
     backend: Backend,
-    specs: list[ChunkSpec],
-    transport: Transport,
+    specs: Iterable[ChunkSpec],
+    source: Callable[[ChunkSpec], Any],
     state: _State,
-) -> None:
-    """Run ``specs`` on ``backend`` until all are final or the run stops."""
-    pending: deque[ChunkSpec] = deque(specs)
+    *,
+    window: int | None = None,
+    transport: Transport | None = None,
+) -> Generator[ChunkRecord, None, None]:
+    """Run ``specs`` on ``backend``, yielding each chunk's final record in input order.
+
+    A record is yielded as soon as it and every chunk before it are final, so
+    a consumer can write results out incrementally (their values are in
+    ``state.results``; pop them to free memory). ``window`` bounds how many
+    chunks are taken from ``specs`` and not yet yielded (running, waiting for
+    a retry or finished out of order): with a lazy ``specs`` iterator, memory
+    then depends on the window, not on the input's size. ``source(spec)``
+    makes the chunk's payload (rows, or a recipe the worker reads itself).
+    The run stops early when ``state.stopped`` is set (``errors="raise"``).
+    With ``transport``, results may come back through it (shared memory) and
+    the report notes how each chunk travelled.
+    """
+    pending: deque[ChunkSpec] = deque()  # retries, ahead of new chunks
+    upcoming = iter(specs)
+    order: deque[int] = deque()  # taken from ``specs``, not yet yielded
+    exhausted = False
     timeout = state.opts.timeout
 
     def submit(spec: ChunkSpec) -> None:
@@ -300,15 +328,33 @@ def _drive(
         rec.attempts += 1
         rec.backend = backend.name
         trim = (spec.lead, spec.tail) if spec.lead or spec.tail else None
-        # Results of overlapping chunks are trimmed in the worker; they travel plainly.
-        sink = transport.sink(spec) if trim is None else None
-        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), sink, trim)
-        rec.extra["transport"] = transport.name
-        rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        sink = None
+        if transport is not None:
+            # Results of overlapping chunks are trimmed in the worker; they travel plainly.
+            sink = transport.sink(spec) if trim is None else None
+            rec.extra["transport"] = transport.name
+            rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        task = ChunkTask(spec.index, spec.start, spec.stop, source(spec), sink, trim)
         backend.submit(spec.index, task, timeout=timeout)
 
+    def take() -> ChunkSpec | None:
+        """The next chunk of the plan, if the window has room for it."""
+        nonlocal exhausted
+        if exhausted or (window is not None and len(order) >= window):
+            return None
+        spec = next(upcoming, None)
+        if spec is None:
+            exhausted = True
+            return None
+        if spec.index not in state.records:
+            state.add([spec])
+        order.append(spec.index)
+        return spec
+
     try:
-        while not state.stopped and (pending or state.solo or backend.in_flight()):
+        while not state.stopped:
+            while order and state.records[order[0]].status is not None:
+                yield state.records[order.popleft()]
             if state.solo or state.solo_running is not None:
                 # A chunk to run alone: let the others finish, then run it
                 # with nothing beside it.
@@ -317,16 +363,22 @@ def _drive(
                     state.solo_running = spec.index
                     submit(spec)
             else:
-                while pending and not state.stopped and backend.capacity() > 0:
-                    submit(pending.popleft())
+                while not state.stopped and backend.capacity() > 0:
+                    nxt = pending.popleft() if pending else take()
+                    if nxt is None:
+                        break
+                    submit(nxt)
+            if not (backend.in_flight() or pending or state.solo) and (exhausted or not order):
+                break
             outs = backend.wait()
             crowded = len(outs) > 1 or backend.in_flight() > 0
             for out in outs:
-                if out.status == "ok":
+                if out.status == "ok" and transport is not None:
                     _receive(transport, state.records[out.key], out)
                 state.handle(out, pending, crowded=crowded)
     finally:
-        # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
+        # Stopped early (errors="raise", Ctrl-C, a bug, the consumer gave up):
+        # nothing may keep running.
         for out in backend.cancel():
             rec = state.records[out.key]
             if rec.status is None:
@@ -349,6 +401,17 @@ def _receive(transport: Transport, rec: ChunkRecord, out: Outcome) -> None:
     if how != "none":
         rec.extra["transport"] = f"{transport.name}/{how}"
         rec.extra["bytes_moved"] = rec.extra.get("bytes_moved", 0) + nbytes
+
+
+def _drive(
+    backend: Backend,
+    specs: list[ChunkSpec],
+    transport: Transport,
+    state: _State,
+) -> None:
+    """Run ``specs`` on ``backend`` until all are final or the run stops."""
+    for _ in drive(backend, specs, transport.source, state, transport=transport):
+        pass
 
 
 def execute(
@@ -399,6 +462,10 @@ def execute(
     try:
         # -- auto: measure the first chunk in-process, then decide ----------
         rest_from = 0
+        if mode == "dask" and pool is None:
+            # Connect first: the cluster's size is the default worker count.
+            pool = own_backend = make_backend("dask", opts.workers or 0, address=opts.address)
+            workers = opts.workers or pool.workers
         if mode == "auto":
             serial = SerialBackend()
             serial.start_job(job, None)

@@ -26,7 +26,9 @@ class Executor:
     ``backend`` is "process" (default), "thread", "serial", "auto" (decide per
     call, as :func:`framepar.map_chunks` does, using this pool when processes
     pay off) or "dask". ``max_tasks_per_child`` replaces a worker after that many
-    chunks (for functions that leak memory). Workers are stopped on
+    chunks (for functions that leak memory). With "dask", ``address="tcp://host:8786"``
+    (or ``client=`` a ``distributed.Client``) picks the cluster, as for
+    :func:`framepar.map_chunks`; ``workers`` then defaults to the cluster's threads. Workers are stopped on
     ``shutdown()`` or on leaving the ``with`` block; a failed, timed-out or
     interrupted call leaves the executor usable.
     """
@@ -53,11 +55,14 @@ class Executor:
         self.workers = workers or available_cpus()
         self._pool: Backend | None = make_backend(
             "process" if backend == "auto" else backend,
-            self.workers,
+            # dask: 0 means as many chunks at once as the cluster has threads
+            (workers or 0) if backend == "dask" else self.workers,
             start_method=start_method,
             max_tasks_per_child=max_tasks_per_child,
             **backend_options,
         )
+        if backend == "dask":
+            self.workers = self._pool.workers
         self.start_method = start_method
 
     @property
