@@ -9,6 +9,11 @@ per-chunk report.
 With ``backend="auto"`` the first chunk runs in-process and its timing
 decides whether the remaining rows are worth worker processes; nothing is
 ever computed twice.
+
+Failures: a failed chunk is retried (``retries``/``retry_on``) before it
+counts; a chunk whose worker was SIGKILLed while other chunks ran is first
+run once on its own (see :meth:`_State.handle`); with ``locate=True`` the
+failed chunks are bisected afterwards (:mod:`framepar.locate`).
 """
 
 from __future__ import annotations
