@@ -27,6 +27,7 @@ def run(
     timeout: float | None = None,
     start_method: str | None = None,
     transport: str = "auto",
+    locate: bool = False,
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -35,11 +36,13 @@ def run(
     ``errors="raise"`` still stops at the first failure (pending chunks end as
     ``cancelled``); ``"collect"`` and ``"skip"`` run every chunk.
     ``run.raise_for_errors()`` raises what ``map_chunks`` would have raised.
+    The options are those of :func:`map_chunks`; with ``locate=True`` the
+    report has a ``failing_labels`` column.
     """
     opts = Options(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method,
+        retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
         transport=transport,
     )
     return execute(data, func, args, kwargs, opts)
@@ -61,6 +64,7 @@ def map_chunks(
     timeout: float | None = None,
     start_method: str | None = None,
     transport: str = "auto",
+    locate: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -87,13 +91,29 @@ def map_chunks(
         True/False force it.
     combine : callable receiving the list of per-chunk results in order
         (for results that are not frames, e.g. ``combine=sum``).
-    retries : extra attempts for a failed chunk. ``retry_on`` says which
-        failures are retried: by default all of "error" (the function raised),
-        "crashed" and "timeout"; exception classes narrow "error" down.
+    retries : extra attempts for a failed chunk (default 0): a chunk that
+        always fails runs ``retries + 1`` times; the report's ``attempts``
+        says how many times each chunk ran. Retries run before
+        ``errors="raise"`` gives up.
+    retry_on : which failures are retried, any of "error" (the function
+        raised), "crashed" (its worker died) and "timeout", and exception
+        classes, which retry only errors of those types. Default: all three,
+        because a chunk that raises is as often the victim of something
+        transient (a network call, memory pressure) as a crash is; pass
+        e.g. ``retry_on=("crashed", "timeout")`` to retry only failures of
+        the worker, or ``(ConnectionError,)`` for one exception type.
     timeout : seconds a chunk may run before its worker is killed (process
-        and dask backends).
+        and dask backends); the chunk ends as "timeout", a new worker takes
+        the slot, the other chunks carry on. The clock starts when the worker
+        starts the chunk.
     start_method : multiprocessing start method for worker processes
         (default: fork where safe, else forkserver).
+    locate : after the run, narrow each chunk that ended "error" or
+        "crashed" down to its first failing row(s) by re-running halves of
+        its rows on the same backend, and list their index labels in the
+        report's ``failing_labels`` column (``None`` for the other chunks)
+        and in a note on the chunk's exception. Only failed chunks are
+        re-run; the result is unchanged. Default False.
     transport : how chunks and results move between processes: "auto"
         (default: pickle for small data; for large data forked workers
         inherit the input and others map it from an Arrow file in /dev/shm,
@@ -105,7 +125,7 @@ def map_chunks(
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
-        retry_on=retry_on, timeout=timeout, start_method=start_method, transport=transport,
-        **kwargs,
+        retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
+        transport=transport, **kwargs,
     )
     return map_chunks_result(result)

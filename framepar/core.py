@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import signal
 import time
 import warnings
 from collections import deque
@@ -68,6 +69,7 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    locate: bool = False
     transport: str = "auto"
 
     @property
@@ -111,6 +113,8 @@ def validate(data: Any, func: Any, opts: Options) -> None:
         raise InvalidArgumentError(f"errors must be one of {ERRORS}, got {opts.errors!r}")
     if opts.backend not in BACKENDS:
         raise InvalidArgumentError(f"backend must be one of {BACKENDS}, got {opts.backend!r}")
+    if not isinstance(opts.locate, bool):
+        raise InvalidArgumentTypeError(f"locate must be True or False, got {opts.locate!r}")
     if opts.transport not in TRANSPORTS:
         raise InvalidArgumentError(f"transport must be one of {TRANSPORTS}, got {opts.transport!r}")
     if opts.progress not in (None, True, False):
@@ -160,6 +164,11 @@ class _State:
     stopped: bool = False
     t0: float = field(default_factory=time.time)
     progress: Progress | None = None
+    # Chunks to run alone before they are blamed (see handle), the one
+    # running alone now, and those that have had their run alone.
+    solo: deque[ChunkSpec] = field(default_factory=deque)
+    solo_running: int | None = None
+    solo_runs: set[int] = field(default_factory=set)
 
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
@@ -167,7 +176,9 @@ class _State:
             self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
-        if rec.attempts > self.opts.retries:
+        # A run alone to clear a chunk's name (see handle) is not a retry.
+        free = 1 if rec.spec.index in self.solo_runs else 0
+        if rec.attempts - free > self.opts.retries:
             return False
         for item in self.opts.retry_on:
             if item == out.status:
@@ -181,7 +192,10 @@ class _State:
                 return True
         return False
 
-    def handle(self, out: Outcome, pending: deque[ChunkSpec]) -> None:
+    def handle(self, out: Outcome, pending: deque[ChunkSpec], *, crowded: bool = False) -> None:
+        """Record ``out``; ``crowded``: other chunks were running when it ended."""
+        if out.key == self.solo_running:
+            self.solo_running = None
         rec = self.records[out.key]
         rec.seconds = out.seconds
         rec.worker = out.worker or rec.worker
@@ -197,6 +211,19 @@ class _State:
         rec.error = out.error
         if out.status == "cancelled":
             rec.status = "cancelled"
+            return
+        if (
+            out.status == "crashed"
+            and crowded
+            and out.key not in self.solo_runs
+            and out.error is not None
+            and out.error.exit_code == -signal.SIGKILL
+        ):
+            # SIGKILL is what the kernel's OOM killer sends, and it picks the
+            # biggest process, not necessarily the one whose chunk used the
+            # memory: run this chunk once more on its own before blaming it.
+            self.solo_runs.add(out.key)
+            self.solo.append(rec.spec)
             return
         if self.should_retry(rec, out):
             pending.appendleft(rec.spec)
@@ -217,22 +244,34 @@ def _drive(
     """Run ``specs`` on ``backend`` until all are final or the run stops."""
     pending: deque[ChunkSpec] = deque(specs)
     timeout = state.opts.timeout
+
+    def submit(spec: ChunkSpec) -> None:
+        rec = state.records[spec.index]
+        rec.attempts += 1
+        rec.backend = backend.name
+        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), transport.sink(spec))
+        rec.extra["transport"] = transport.name
+        rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        backend.submit(spec.index, task, timeout=timeout)
+
     try:
-        while not state.stopped and (pending or backend.in_flight()):
-            while pending and not state.stopped and backend.capacity() > 0:
-                spec = pending.popleft()
-                rec = state.records[spec.index]
-                rec.attempts += 1
-                rec.backend = backend.name
-                task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec),
-                                 transport.sink(spec))
-                rec.extra["transport"] = transport.name
-                rec.extra["bytes_moved"] = transport.input_bytes(spec)
-                backend.submit(spec.index, task, timeout=timeout)
-            for out in backend.wait():
+        while not state.stopped and (pending or state.solo or backend.in_flight()):
+            if state.solo or state.solo_running is not None:
+                # A chunk to run alone: let the others finish, then run it
+                # with nothing beside it.
+                if state.solo_running is None and not backend.in_flight():
+                    spec = state.solo.popleft()
+                    state.solo_running = spec.index
+                    submit(spec)
+            else:
+                while pending and not state.stopped and backend.capacity() > 0:
+                    submit(pending.popleft())
+            outs = backend.wait()
+            crowded = len(outs) > 1 or backend.in_flight() > 0
+            for out in outs:
                 if out.status == "ok":
                     _receive(transport, state.records[out.key], out)
-                state.handle(out, pending)
+                state.handle(out, pending, crowded=crowded)
     finally:
         # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
         for out in backend.cancel():
@@ -240,7 +279,7 @@ def _drive(
             if rec.status is None:
                 rec.status = "cancelled"
                 rec.worker = out.worker or rec.worker
-        for spec in pending:
+        for spec in [*pending, *state.solo]:
             if state.records[spec.index].status is None:
                 state.records[spec.index].status = "cancelled"
 
@@ -308,6 +347,8 @@ def execute(
             serial.start_job(job, None)
             transport = InProcessTransport(data)
             _drive(serial, probe, transport, state)
+            if opts.locate:
+                _locate(serial, transport, data, state, probe)
             rest_from = probe[-1].stop if probe else 0
             if rest_from >= n_rows:
                 reason = (
@@ -343,6 +384,8 @@ def execute(
                 backend.start_job(job, job_blob if backend.crosses_processes else None)
                 try:
                     _drive(backend, specs, transport, state)
+                    if opts.locate:
+                        _locate(backend, transport, data, state, specs)
                 finally:
                     backend.end_job()
                 _assemble(transport, state)
@@ -359,6 +402,16 @@ def execute(
         if transport is not None:
             transport.close()
     return _finish(data, state, opts, backend_name or mode, reason)
+
+
+def _locate(
+    backend: Backend, transport: Transport, data: pd.DataFrame | pd.Series, state: _State, specs: list[ChunkSpec]
+) -> None:
+    """``locate=True``: find the failing rows of the chunks of ``specs`` that failed."""
+    from .locate import locate_failures
+
+    records = [state.records[s.index] for s in specs]
+    locate_failures(backend, transport, data, records, timeout=state.opts.timeout)
 
 
 def _decide(
@@ -473,6 +526,9 @@ def _assemble(transport: Transport, state: _State) -> None:
 
 def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backend: str, reason: str) -> Run:
     records = [state.records[k] for k in sorted(state.records)]
+    if opts.locate:
+        for r in records:
+            r.extra.setdefault("failing_labels", None)
     ok_parts = [state.results[r.spec.index] for r in records if r.status == "ok"]
     errors = {r.spec.index: _exception_for(r) for r in records if r.failed}
     if opts.combine is not None:
@@ -506,6 +562,7 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         "traceback": info.traceback, "worker": rec.worker,
     }
     exc: Exception
+    located = rec.extra.get("failing_labels")
     if rec.status == "error" and isinstance(info.exception, Exception):
         exc = info.exception
         if info.remote:
@@ -513,6 +570,8 @@ def _exception_for(rec: ChunkRecord) -> Exception:
         note = f"framepar: {where}"
         if note not in getattr(exc, "__notes__", []):
             exc.add_note(note)
+        if located:
+            exc.add_note(_located_note(located))
         return exc
     if rec.status == "crashed":
         exc = WorkerCrashedError(f"{where}: {info.message}", info=details)
@@ -529,7 +588,15 @@ def _exception_for(rec: ChunkRecord) -> Exception:
             info=details,
         )
         exc.__cause__ = RemoteTraceback(info.traceback)
+    if located:
+        exc.add_note(_located_note(located))
     return exc
+
+
+def _located_note(labels: list[Any]) -> str:
+    shown = ", ".join(repr(x) for x in labels[:10]) + (", ..." if len(labels) > 10 else "")
+    what = "row" if len(labels) == 1 else f"{len(labels)} rows"
+    return f"framepar: first failing {what} (index labels): [{shown}]"
 
 
 def _attach_report(exc: BaseException, report: pd.DataFrame) -> None:

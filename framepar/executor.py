@@ -79,18 +79,25 @@ class Executor:
         retries: int = 0,
         retry_on: Sequence[Any] = RETRYABLE,
         timeout: float | None = None,
+        locate: bool = False,
         transport: str = "auto",
         **kwargs: Any,
     ) -> Run:
         """:func:`framepar.run` on this executor's workers.
 
-        ``transport`` is as for :func:`framepar.map_chunks`; warm workers do
-        not inherit the input, so "auto" maps large inputs from an Arrow file.
+        The options mean what they mean for :func:`framepar.map_chunks`:
+        ``retries``/``retry_on`` retry failed chunks, ``timeout`` kills a
+        worker stuck on a chunk (a new one takes its place), ``locate=True``
+        bisects failed chunks down to their failing rows (report column
+        ``failing_labels``). Crashes, timeouts and Ctrl-C leave the executor
+        usable: lost workers are replaced on the next chunk.
+        ``transport`` too; warm workers do not inherit the input, so "auto"
+        maps large inputs from an Arrow file.
         """
         opts = Options(
             workers=self.workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=self.backend,
             errors=errors, progress=progress, combine=combine, retries=retries,
-            retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method,
+            retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method, locate=locate,
             transport=transport,
         )
         return execute(data, func, args, kwargs, opts, pool=self.pool)

@@ -25,12 +25,18 @@ def test_tiny_input_runs_in_process_and_says_why():
     tm.assert_frame_equal(run.result, add_column(df))
 
 
-def test_cheap_function_on_more_rows_stays_in_process():
+def test_decision_after_the_first_chunk_is_reported_and_followed():
+    # Which way a cheap function goes depends on this machine's timing (the
+    # decision itself is tested in test_planning); the run must follow it.
     df = pd.DataFrame({"a": np.arange(200_000), "b": np.ones(200_000)})
     run = framepar.run(df, lambda c: c.assign(c=c["a"] + c["b"]), workers=2)
-    assert set(run.report["backend"]) == {"serial"}
-    assert run.reason.startswith("in-process: about")
-    assert len(run.report) == 2  # the measured first chunk, then the rest in one call
+    assert run.report.loc[0, "backend"] == "serial"
+    if run.reason.startswith("in-process"):
+        assert set(run.report["backend"]) == {"serial"}
+        assert len(run.report) == 2  # the measured first chunk, then the rest in one call
+    else:
+        assert run.reason.startswith("worker processes")
+        assert set(run.report["backend"].iloc[1:]) == {"process"}
     tm.assert_frame_equal(run.result, df.assign(c=df["a"] + df["b"]))
 
 

@@ -3,9 +3,10 @@
 Protocol (one duplex pipe per worker; every message is a pickled tuple)::
 
     parent -> worker   ("job", job_id, cloudpickled_job)    once per run and worker
-                       ("task", key, job_id, pickled_payload)
+                       ("task", key, job_id, pickled_payload, acknowledge)
                        ("stop",)
-    worker -> parent   ("ok", key, value, seconds, started)
+    worker -> parent   ("started", key)                        if acknowledge, once the job is loaded
+                       ("ok", key, value, seconds, started)
                        ("error", key, (type_name, message, traceback, exc_blob), seconds, started)
 
 A worker runs one task at a time, so the parent always knows which chunk a
@@ -53,11 +54,13 @@ def main(conn: Any, parent_pid: int) -> None:
             blobs.clear()
             blobs[message[1]] = message[2]
         elif kind == "task":
-            _, key, job_id, payload_blob = message
-            conn.send_bytes(_run_task(jobs, blobs, job_id, key, payload_blob))
+            _, key, job_id, payload_blob, acknowledge = message
+            conn.send_bytes(_run_task(jobs, blobs, job_id, key, payload_blob, conn if acknowledge else None))
 
 
-def _run_task(jobs: dict[int, Any], blobs: dict[int, bytes], job_id: int, key: int, payload_blob: bytes) -> bytes:
+def _run_task(
+    jobs: dict[int, Any], blobs: dict[int, bytes], job_id: int, key: int, payload_blob: bytes, ack: Any
+) -> bytes:
     started = time.time()
     t0 = time.perf_counter()
     try:
@@ -66,6 +69,12 @@ def _run_task(jobs: dict[int, Any], blobs: dict[int, bytes], job_id: int, key: i
             import cloudpickle
 
             job = jobs[job_id] = cloudpickle.loads(blobs[job_id])
+        if ack is not None:
+            # The parent starts the chunk's timeout clock now, not while this
+            # process was still starting up and importing.
+            ack.send_bytes(pickle.dumps(("started", key)))
+            started = time.time()
+            t0 = time.perf_counter()
         value = job(pickle.loads(payload_blob))
     except BaseException as exc:  # the chunk fails; the worker lives on
         return _error_reply(key, exc, time.perf_counter() - t0, started)

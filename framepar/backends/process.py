@@ -15,11 +15,26 @@ or a kill is blamed on exactly the chunk that worker was running; the other
 workers carry on. A dead or killed worker's slot is refilled lazily, on the
 next submit. Unlike ``multiprocessing.Pool`` nothing here waits on a queue
 that a dead process was meant to feed, so nothing can hang.
+
+How each failure is handled:
+
+* the worker dies while running a task (exit code, signal, or in the middle
+  of writing its reply): the read ends with EOF, the sentinel fires, the task
+  is ``crashed`` with the exit code or signal name;
+* the worker dies while idle (for example killed by the OOM killer between
+  chunks): the next send fails, the worker is replaced and the task re-sent
+  to the new one; the task is not blamed;
+* a task runs past its timeout: the worker is killed with SIGKILL (nothing in
+  the worker can ignore that) and replaced on the next submit. With a timeout
+  the worker acknowledges each task once its job is loaded, and the clock
+  starts then, so a slow worker start (spawn imports pandas) is not counted;
+* Ctrl-C in the parent: workers ignore SIGINT from the moment they exist, the
+  parent's ``KeyboardInterrupt`` unwinds through :meth:`cancel` and
+  :meth:`shutdown`, which kill every worker first and only then reap them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection as mpc
@@ -37,6 +52,9 @@ from .base import Backend, ErrorInfo, Job, Outcome
 
 # How long a worker asked to stop may take before it is killed.
 STOP_GRACE_SECONDS = 2.0
+# With a timeout, how long a task may wait for its worker to start and load
+# the job before the timeout clock starts anyway (a worker stuck importing).
+START_GRACE_SECONDS = 60.0
 
 _job_ids = itertools.count(1)
 
@@ -61,10 +79,13 @@ class _Worker:
     conn: Any
     key: int | None = None
     deadline: float | None = None
+    timeout: float | None = None
+    acknowledged: bool = False
     started_at: float = 0.0
     tasks_done: int = 0
     jobs: set[int] = field(default_factory=set)
     pid: int = 0
+    exitcode: int | None = None  # kept once the process object is closed
 
     @property
     def label(self) -> str:
@@ -92,6 +113,12 @@ class ProcessBackend(Backend):
         self._slots: list[_Worker | None] = [None] * workers
         self._job_id: int | None = None
         self._job_blob: bytes | None = None
+        # Outcomes known before any waiting (a task whose worker could not be
+        # reached); wait() hands them out first.
+        self._ready: list[Outcome] = []
+        # Workers told to stop after max_tasks_per_child; reaped lazily so
+        # that recycling never blocks the run.
+        self._retiring: list[_Worker] = []
 
     # -- pool ---------------------------------------------------------------
     @property
@@ -117,13 +144,8 @@ class ProcessBackend(Backend):
             name=f"framepar-worker-{slot}",
             daemon=True,
         )
-        # Block SIGINT while the child starts so that it inherits the mask and
-        # cannot die of a Ctrl-C before it installs its own handler.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        with _sigint_shielded(self.start_method):
             process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child_conn.close()
         worker = _Worker(process, parent_conn, pid=process.pid or 0)
         self._slots[slot] = worker
@@ -148,26 +170,56 @@ class ProcessBackend(Backend):
     def end_job(self) -> None:
         self._job_id = None
         self._job_blob = None
+        # Workers retired during the run have been told to stop: reap them now
+        # so that no exited worker lingers as a zombie between calls.
+        self._reap_retired(block=True)
 
     def in_flight(self) -> int:
-        return sum(1 for w in self._slots if w is not None and w.key is not None)
+        busy = sum(1 for w in self._slots if w is not None and w.key is not None)
+        return busy + len(self._ready)
 
     def submit(self, key: int, payload: Any, *, timeout: float | None = None) -> None:
         assert self._job_id is not None and self._job_blob is not None, "start_job() first"
+        self._reap_retired()
         slot = self._idle_slot()
         if slot is None:
             raise RuntimeError("submit() called with no free worker; check capacity() first")
-        worker = self._slots[slot] or self._start_worker(slot)
-        if self._job_id not in worker.jobs:
-            worker.conn.send_bytes(pickle.dumps(("job", self._job_id, self._job_blob), protocol=5))
-            worker.jobs = {self._job_id}
         blob = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
-        worker.conn.send_bytes(pickle.dumps(("task", key, self._job_id, blob), protocol=5))
+        task = pickle.dumps(("task", key, self._job_id, blob, timeout is not None), protocol=5)
+        # An idle worker may have died since its last task (OOM killer, a stray
+        # signal); that is not this task's fault: replace it and send again.
+        for attempt in range(2):
+            worker = self._slots[slot] or self._start_worker(slot)
+            try:
+                if self._job_id not in worker.jobs:
+                    worker.conn.send_bytes(pickle.dumps(("job", self._job_id, self._job_blob), protocol=5))
+                    worker.jobs = {self._job_id}
+                worker.conn.send_bytes(task)
+            except OSError:
+                code = self._kill(slot, worker)
+                if attempt == 0:
+                    continue
+                self._ready.append(
+                    Outcome(key, "crashed", error=_crash_info(worker.label, code, idle=True), worker=worker.label)
+                )
+                return
+            except BaseException:
+                # Interrupted half-way through a message (Ctrl-C): the worker's
+                # stream is unusable.
+                self._kill(slot, worker)
+                raise
+            break
         worker.key = key
         worker.started_at = time.monotonic()
-        worker.deadline = None if timeout is None else worker.started_at + timeout
+        worker.timeout = timeout
+        worker.acknowledged = False
+        worker.deadline = None if timeout is None else worker.started_at + timeout + START_GRACE_SECONDS
 
     def wait(self, timeout: float | None = None) -> list[Outcome]:
+        if self._ready:
+            known, self._ready = self._ready, []
+            return known
+        self._reap_retired()
         busy = [(i, w) for i, w in enumerate(self._slots) if w is not None and w.key is not None]
         if not busy:
             return []
@@ -193,80 +245,118 @@ class ProcessBackend(Backend):
     def _collect(self, slot: int, worker: _Worker) -> Outcome | None:
         key = worker.key
         assert key is not None
-        try:
-            has_message = worker.conn.poll()
-            raw = worker.conn.recv_bytes() if has_message else None
-        except (EOFError, OSError):
-            raw = None
-        if raw is None:
-            if worker.process.is_alive():
-                return None  # spurious wake-up
-            return self._crashed(slot, worker)
+        while True:
+            try:
+                if not worker.conn.poll():
+                    if worker.process.is_alive():
+                        return None  # spurious wake-up, or only an acknowledgement
+                    return self._crashed(slot, worker)
+                raw = worker.conn.recv_bytes()
+            except (EOFError, OSError):
+                # The worker's end closed, possibly half-way through a reply:
+                # it is dead or dying.
+                return self._crashed(slot, worker)
+            try:
+                message = pickle.loads(raw)
+            except BaseException as exc:
+                info = ErrorInfo.from_exception(exc)
+                info.message = f"the chunk's result could not be unpickled in the parent: {info.message}"
+                outcome = Outcome(key, "error", error=info, worker=worker.label)
+                break
+            if message[0] == "started":
+                worker.acknowledged = True
+                if worker.timeout is not None:
+                    worker.deadline = time.monotonic() + worker.timeout
+                continue
+            outcome = _outcome_from_message(message, worker.label)
+            break
         worker.key = None
         worker.deadline = None
         worker.tasks_done += 1
-        try:
-            message = pickle.loads(raw)
-        except BaseException as exc:
-            info = ErrorInfo.from_exception(exc)
-            info.message = f"the chunk's result could not be unpickled in the parent: {info.message}"
-            outcome = Outcome(key, "error", error=info, worker=worker.label)
-        else:
-            outcome = _outcome_from_message(message, worker.label)
         if self._max_tasks is not None and worker.tasks_done >= self._max_tasks:
             self._retire(slot, worker)
         return outcome
 
     def _crashed(self, slot: int, worker: _Worker) -> Outcome:
         assert worker.key is not None
-        worker.process.join(STOP_GRACE_SECONDS)
-        code = worker.process.exitcode
+        key = worker.key
         seconds = time.monotonic() - worker.started_at
-        self._discard(slot, worker)
-        return Outcome(
-            worker.key,
-            "crashed",
-            error=_crash_info(worker.label, code),
-            seconds=seconds,
-            worker=worker.label,
-        )
+        worker.process.join(STOP_GRACE_SECONDS)
+        # Still alive after its pipe closed (it closed the pipe itself?): it can
+        # no longer be talked to, so it goes.
+        code = self._kill(slot, worker)
+        return Outcome(key, "crashed", error=_crash_info(worker.label, code), seconds=seconds, worker=worker.label)
 
     def _time_out(self, slot: int, worker: _Worker, now: float) -> Outcome:
         assert worker.key is not None
         seconds = now - worker.started_at
         key = worker.key
         self._kill(slot, worker)
-        message = f"chunk ran past the timeout ({seconds:.1f} s); its worker ({worker.label}) was killed"
+        if worker.acknowledged or worker.timeout is None:
+            message = f"chunk ran past the timeout ({worker.timeout} s); its worker ({worker.label}) was killed"
+        else:
+            message = (
+                f"the worker ({worker.label}) did not start the chunk within "
+                f"{START_GRACE_SECONDS + worker.timeout:.0f} s and was killed"
+            )
         info = ErrorInfo("framepar.ChunkTimeoutError", message, message)
         return Outcome(key, "timeout", error=info, seconds=seconds, worker=worker.label)
 
     def cancel(self) -> list[Outcome]:
-        cancelled = []
-        for slot, worker in enumerate(self._slots):
-            if worker is not None and worker.key is not None:
-                cancelled.append(Outcome(worker.key, "cancelled", worker=worker.label))
-                self._kill(slot, worker)
+        busy = [(i, w) for i, w in enumerate(self._slots) if w is not None and w.key is not None]
+        cancelled = [Outcome(w.key, "cancelled", worker=w.label) for _, w in busy if w.key is not None]
+        cancelled += [Outcome(o.key, "cancelled", worker=o.worker) for o in self._ready]
+        self._ready = []
+        # Kill them all before reaping any, so that a second Ctrl-C during the
+        # clean-up cannot leave a worker running.
+        self._kill_all(busy)
         return cancelled
 
     # -- stopping workers -----------------------------------------------------
-    def _kill(self, slot: int, worker: _Worker) -> None:
-        if worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join(STOP_GRACE_SECONDS)
-        self._discard(slot, worker)
+    def _kill(self, slot: int, worker: _Worker) -> int | None:
+        """Kill ``worker`` (if still alive), reap it and free its slot; its exit code."""
+        self._kill_all([(slot, worker)])
+        return worker.exitcode
+
+    def _kill_all(self, workers: list[tuple[int, _Worker]]) -> None:
+        for _, worker in workers:
+            if worker.process.exitcode is None:
+                worker.process.kill()
+        for slot, worker in workers:
+            worker.process.join(STOP_GRACE_SECONDS)
+            self._discard(slot, worker)
 
     def _retire(self, slot: int, worker: _Worker) -> None:
-        with contextlib.suppress(OSError):
+        try:
             worker.conn.send_bytes(pickle.dumps(("stop",)))
-        worker.process.join(STOP_GRACE_SECONDS)
-        if worker.process.is_alive():
+        except OSError:
             worker.process.kill()
-            worker.process.join(STOP_GRACE_SECONDS)
-        self._discard(slot, worker)
+        # It exits on its own; reap it later instead of waiting for it here.
+        worker.conn.close()
+        if self._slots[slot] is worker:
+            self._slots[slot] = None
+        worker.deadline = time.monotonic() + STOP_GRACE_SECONDS
+        self._retiring.append(worker)
+
+    def _reap_retired(self, *, block: bool = False) -> None:
+        still = []
+        for worker in self._retiring:
+            if block:
+                worker.process.join(max(0.0, (worker.deadline or 0.0) - time.monotonic()))
+            if worker.process.exitcode is None and (block or time.monotonic() > (worker.deadline or 0.0)):
+                worker.process.kill()
+                worker.process.join(STOP_GRACE_SECONDS)
+            if worker.process.exitcode is None:
+                still.append(worker)
+            else:
+                worker.exitcode = worker.process.exitcode
+                worker.process.close()
+        self._retiring = still
 
     def _discard(self, slot: int, worker: _Worker) -> None:
         worker.conn.close()
         if worker.process.exitcode is not None:
+            worker.exitcode = worker.process.exitcode
             worker.process.close()
         if self._slots[slot] is worker:
             self._slots[slot] = None
@@ -282,13 +372,40 @@ class ProcessBackend(Backend):
                 except OSError:
                     worker.process.kill()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for slot, worker in workers:
+        for _, worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(STOP_GRACE_SECONDS)
-            self._discard(slot, worker)
+        self._kill_all(workers)
+        self._reap_retired(block=True)
+        self._ready = []
         self.end_job()
+
+
+class _sigint_shielded:
+    """Start a worker so that it can never see a Ctrl-C meant for the parent.
+
+    SIGINT is blocked while the child is forked, so a forked child inherits
+    the blocked mask until the worker ignores SIGINT itself. A spawned (or
+    forkserver) child starts a fresh interpreter with an empty mask, so for
+    those SIGINT is also set to ``SIG_IGN`` for the instant of the start: an
+    ignored disposition survives ``exec`` and Python then installs no Ctrl-C
+    handler in the child. (Only possible from the main thread; elsewhere the
+    blocked mask is all there is.)
+    """
+
+    def __init__(self, start_method: str) -> None:
+        self.ignore = start_method != "fork" and threading.current_thread() is threading.main_thread()
+        self.old_mask: Any = None
+        self.old_handler: Any = None
+
+    def __enter__(self) -> None:
+        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        if self.ignore:
+            self.old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.ignore:
+            signal.signal(signal.SIGINT, self.old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
 
 
 def _outcome_from_message(message: tuple[Any, ...], label: str) -> Outcome:
@@ -307,7 +424,7 @@ def _outcome_from_message(message: tuple[Any, ...], label: str) -> Outcome:
     return Outcome(key, "error", error=info, seconds=seconds, worker=label, started=started)
 
 
-def _crash_info(label: str, code: int | None) -> ErrorInfo:
+def _crash_info(label: str, code: int | None, *, idle: bool = False) -> ErrorInfo:
     if code is None:
         how = "stopped responding"
     elif code < 0:
@@ -318,7 +435,8 @@ def _crash_info(label: str, code: int | None) -> ErrorInfo:
         how = f"was killed by {name} (signal {-code})"
     else:
         how = f"exited with code {code}"
-    message = f"the worker process ({label}) {how} while running this chunk"
+    when = "before it could receive this chunk (twice)" if idle else "while running this chunk"
+    message = f"the worker process ({label}) {how} {when}"
     info = ErrorInfo("framepar.WorkerCrashedError", message, message)
     info.exit_code = code
     return info
