@@ -5,10 +5,15 @@ user gets without tuning); ``peerbench_adapter:framepar_process`` is the same
 forced onto worker processes. From the project root::
 
     python ../shared/peerbench/run.py --pythonpath benchmarks \
-        --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4
+        --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4,W5
 
 ``peerbench_adapter:framepar_arrow`` forces worker processes and the Arrow
 shared-memory input file (what warm pools and non-fork platforms use).
+W1 also goes through the pandas accessor (``run_rowwise``: a row function
+with ``df.framepar.apply(row_fn, axis=1)``) and W5 through
+``df.framepar.groupby(key).apply(fn)`` (``run_groupby``).
+W6 (file in, file out) goes through ``run_file``: ``framepar.map_file`` with
+default settings, the same streaming pipeline as ``framepar run``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from typing import Any
 import pandas as pd
 
 NAME = "framepar"
-API = {"run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')"}
+API = {
+    "run": "framepar.map_chunks(df, fn, workers=n) (backend='auto')",
+    "run_rowwise": "df.assign(col=df.framepar.apply(row_fn, axis=1, workers=n))",
+    "run_groupby": "df.framepar.groupby(key).apply(fn, workers=n)",
+    "run_file": "framepar.map_file(in_path, fn, out_path, workers=n) (streaming, defaults)",
+}
 
 
 def load() -> None:
@@ -33,6 +43,24 @@ def run(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
     import framepar
 
     return framepar.map_chunks(df, fn, workers=n_workers, progress=False)
+
+
+def run_rowwise(df: pd.DataFrame, row_fn: Any, col: str, n_workers: int) -> pd.DataFrame:
+    import framepar  # noqa: F401  (registers df.framepar)
+
+    return df.assign(**{col: df.framepar.apply(row_fn, axis=1, workers=n_workers, progress=False)})
+
+
+def run_groupby(df: pd.DataFrame, key: str, fn: Any, n_workers: int) -> Any:
+    import framepar  # noqa: F401
+
+    return df.framepar.groupby(key).apply(fn, workers=n_workers, progress=False)
+
+
+def run_file(in_path: str, out_path: str, fn: Any, n_workers: int) -> None:
+    import framepar
+
+    framepar.map_file(in_path, fn, out_path, workers=n_workers, progress=False).raise_for_errors()
 
 
 def _run_process(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:

@@ -6,6 +6,7 @@ and every chunk ends with a line in a report that says what happened.
 
 from __future__ import annotations
 
+from . import accessor as _accessor  # noqa: F401  (registers df.framepar and s.framepar)
 from ._version import __version__
 from .api import map_chunks, run
 from .exceptions import (
@@ -23,6 +24,8 @@ from .exceptions import (
     WorkerCrashedError,
 )
 from .executor import Executor
+from .filerun import FileRun, map_file
+from .groupby import GroupResultMismatchError
 from .job import ChunkResultTypeError
 from .report import Run
 
@@ -34,7 +37,9 @@ __all__ = [
     "ChunkTimeoutError",
     "ChunksFailed",
     "Executor",
+    "FileRun",
     "FrameparError",
+    "GroupResultMismatchError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "NotPicklableError",
@@ -44,5 +49,6 @@ __all__ = [
     "WorkerCrashedError",
     "__version__",
     "map_chunks",
+    "map_file",
     "run",
 ]

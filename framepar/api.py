@@ -26,8 +26,11 @@ def run(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
-    transport: str = "auto",
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Run:
     """Like :func:`map_chunks`, but return a :class:`Run` (``result``,
@@ -43,7 +46,7 @@ def run(
         workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=backend,
         errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=tuple(retry_on), timeout=timeout, start_method=start_method, locate=locate,
-        transport=transport,
+        transport=transport, by=by, overlap=overlap, address=address,
     )
     return execute(data, func, args, kwargs, opts)
 
@@ -63,8 +66,11 @@ def map_chunks(
     retry_on: Sequence[Any] = RETRYABLE,
     timeout: float | None = None,
     start_method: str | None = None,
-    transport: str = "auto",
+    by: Any = None,
+    overlap: int | tuple[int, int] = 0,
+    address: str | None = None,
     locate: bool = False,
+    transport: str = "auto",
     **kwargs: Any,
 ) -> Any:
     """Call ``func(chunk, *args, **kwargs)`` on contiguous row chunks of
@@ -108,6 +114,9 @@ def map_chunks(
         starts the chunk.
     start_method : multiprocessing start method for worker processes
         (default: fork where safe, else forkserver).
+    address : with backend="dask", the scheduler to use ("tcp://host:8786");
+        default: the current ``distributed.Client``, else ``FRAMEPAR_DASK_ADDRESS``,
+        else a local cluster on 127.0.0.1.
     locate : after the run, narrow each chunk that ended "error" or
         "crashed" down to its first failing row(s) by re-running halves of
         its rows on the same backend, and list their index labels in the
@@ -121,11 +130,20 @@ def map_chunks(
         "arrow" (Arrow IPC files in /dev/shm, on disk when it has no room) or
         "memmap" (the same files in a private temp directory on disk). The
         report's ``transport`` and ``bytes_moved`` columns say what each chunk used.
+    by : group-aware chunking: column name(s), index level name(s) or anything
+        ``groupby`` accepts. No group is split across chunks, small groups
+        share a chunk, chunks follow the sorted group order (rows keep their
+        input order inside a chunk) and the report names each chunk's groups.
+    overlap : rows of context from the neighbouring chunks, for window
+        functions: an int (rows before each chunk) or ``(before, after)``. The
+        function must return one row per input row; the context rows are cut
+        from its result, so ``overlap=w - 1`` makes a trailing rolling window
+        of ``w`` rows equal to the whole-frame one.
     """
     result = run(
         data, func, *args, workers=workers, chunk_rows=chunk_rows, n_chunks=n_chunks,
         backend=backend, errors=errors, progress=progress, combine=combine, retries=retries,
         retry_on=retry_on, timeout=timeout, start_method=start_method, locate=locate,
-        transport=transport, **kwargs,
+        transport=transport, by=by, overlap=overlap, address=address, **kwargs,
     )
     return map_chunks_result(result)

@@ -20,13 +20,13 @@ import signal
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from . import planning
+from . import grouping, planning
 from .backends import make_backend
 from .backends.base import Backend, ErrorInfo, Outcome
 from .backends.serial import SerialBackend
@@ -69,8 +69,11 @@ class Options:
     retry_on: tuple[Any, ...] = RETRYABLE
     timeout: float | None = None
     start_method: str | None = None
+    address: str | None = None
     locate: bool = False
     transport: str = "auto"
+    by: Any = None
+    overlap: int | tuple[int, int] = 0
 
     @property
     def user_chunking(self) -> bool:
@@ -131,12 +134,67 @@ def validate(data: Any, func: Any, opts: Options) -> None:
                 f"timeout needs a backend that can stop a chunk (process or dask); "
                 f"backend={opts.backend!r} cannot interrupt running Python code"
             )
+    if opts.address is not None:
+        if not isinstance(opts.address, str) or not opts.address:
+            raise InvalidArgumentTypeError(
+                f"address must be a Dask scheduler address such as 'tcp://host:8786', got {opts.address!r}"
+            )
+        if opts.backend != "dask":
+            raise InvalidArgumentError(
+                f"address is the Dask scheduler to use; it needs backend='dask', not {opts.backend!r}"
+            )
     for item in opts.retry_on:
         if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
             continue
         raise InvalidArgumentError(
             f"retry_on items must be {RETRYABLE} or exception classes, got {item!r}"
         )
+    _overlap(opts)
+    if opts.by is not None and opts.overlap != 0:
+        raise InvalidArgumentError("give by= (whole groups per chunk) or overlap= (row windows), not both")
+
+
+def _overlap(opts: Options) -> tuple[int, int]:
+    """``overlap=`` as (rows before, rows after); an int means rows before."""
+    value = opts.overlap
+    pair = (value, 0) if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(pair, tuple)
+        or len(pair) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in pair)
+    ):
+        raise InvalidArgumentError(
+            f"overlap must be an int >= 0 (rows before each chunk) or a pair (before, after), "
+            f"got {value!r}"
+        )
+    return pair[0], pair[1]
+
+
+def _specs(
+    data: pd.DataFrame | pd.Series,
+    ranges: list[tuple[int, int]],
+    first_index: int,
+    opts: Options,
+    groups: grouping.Groups | None,
+) -> list[ChunkSpec]:
+    """Specs for planned ranges: group chunks take their rows from the group
+    layout (ranges are in group-sorted order); ``overlap=`` adds context rows."""
+    if groups is not None:
+        specs = [groups.spec(first_index + i, a, b) for i, (a, b) in enumerate(ranges)]
+        return label_specs(data, specs)
+    specs = label_specs(data, planning.number(ranges, first_index))
+    before, after = _overlap(opts)
+    if before or after:
+        n = len(data)
+        specs = [
+            dataclasses.replace(s, lead=min(before, s.start), tail=min(after, n - s.stop))
+            for s in specs
+        ]
+    return specs
+
+
+def _cut(ranges: list[tuple[int, int]], groups: grouping.Groups | None) -> list[tuple[int, int]]:
+    return ranges if groups is None else groups.snap(ranges)
 
 
 def label_specs(data: pd.DataFrame | pd.Series, specs: Iterable[ChunkSpec]) -> list[ChunkSpec]:
@@ -173,7 +231,9 @@ class _State:
     def add(self, specs: list[ChunkSpec]) -> None:
         for s in specs:
             # transport/bytes_moved: how the chunk travelled (see transport.py).
-            self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
+            rec = self.records[s.index] = ChunkRecord(s, extra={"transport": "none", "bytes_moved": 0})
+            if s.groups is not None:
+                rec.extra["groups"] = list(s.groups)
 
     def should_retry(self, rec: ChunkRecord, out: Outcome) -> bool:
         # A run alone to clear a chunk's name (see handle) is not a retry.
@@ -235,27 +295,66 @@ class _State:
             self.stopped = True
 
 
-def _drive(
+def drive(
     backend: Backend,
-    specs: list[ChunkSpec],
-    transport: Transport,
+    specs: Iterable[ChunkSpec],
+    source: Callable[[ChunkSpec], Any],
     state: _State,
-) -> None:
-    """Run ``specs`` on ``backend`` until all are final or the run stops."""
-    pending: deque[ChunkSpec] = deque(specs)
+    *,
+    window: int | None = None,
+    transport: Transport | None = None,
+) -> Generator[ChunkRecord, None, None]:
+    """Run ``specs`` on ``backend``, yielding each chunk's final record in input order.
+
+    A record is yielded as soon as it and every chunk before it are final, so
+    a consumer can write results out incrementally (their values are in
+    ``state.results``; pop them to free memory). ``window`` bounds how many
+    chunks are taken from ``specs`` and not yet yielded (running, waiting for
+    a retry or finished out of order): with a lazy ``specs`` iterator, memory
+    then depends on the window, not on the input's size. ``source(spec)``
+    makes the chunk's payload (rows, or a recipe the worker reads itself).
+    The run stops early when ``state.stopped`` is set (``errors="raise"``).
+    With ``transport``, results may come back through it (shared memory) and
+    the report notes how each chunk travelled.
+    """
+    pending: deque[ChunkSpec] = deque()  # retries, ahead of new chunks
+    upcoming = iter(specs)
+    order: deque[int] = deque()  # taken from ``specs``, not yet yielded
+    exhausted = False
     timeout = state.opts.timeout
 
     def submit(spec: ChunkSpec) -> None:
         rec = state.records[spec.index]
         rec.attempts += 1
         rec.backend = backend.name
-        task = ChunkTask(spec.index, spec.start, spec.stop, transport.source(spec), transport.sink(spec))
-        rec.extra["transport"] = transport.name
-        rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        trim = (spec.lead, spec.tail) if spec.lead or spec.tail else None
+        sink = None
+        if transport is not None:
+            # Results of overlapping chunks are trimmed in the worker; they travel plainly.
+            sink = transport.sink(spec) if trim is None else None
+            rec.extra["transport"] = transport.name
+            rec.extra["bytes_moved"] = transport.input_bytes(spec)
+        task = ChunkTask(spec.index, spec.start, spec.stop, source(spec), sink, trim)
         backend.submit(spec.index, task, timeout=timeout)
 
+    def take() -> ChunkSpec | None:
+        """The next chunk of the plan, if the window has room for it."""
+        nonlocal exhausted
+        if exhausted or (window is not None and len(order) >= window):
+            return None
+        spec = next(upcoming, None)
+        if spec is None:
+            exhausted = True
+            return None
+        if spec.index not in state.records:
+            state.add([spec])
+        order.append(spec.index)
+        return spec
+
     try:
-        while not state.stopped and (pending or state.solo or backend.in_flight()):
+        while not state.stopped:
+            while order and state.records[order[0]].status is not None:
+                yield state.records[order.popleft()]
             if state.solo or state.solo_running is not None:
                 # A chunk to run alone: let the others finish, then run it
                 # with nothing beside it.
@@ -264,16 +363,22 @@ def _drive(
                     state.solo_running = spec.index
                     submit(spec)
             else:
-                while pending and not state.stopped and backend.capacity() > 0:
-                    submit(pending.popleft())
+                while not state.stopped and backend.capacity() > 0:
+                    nxt = pending.popleft() if pending else take()
+                    if nxt is None:
+                        break
+                    submit(nxt)
+            if not (backend.in_flight() or pending or state.solo) and (exhausted or not order):
+                break
             outs = backend.wait()
             crowded = len(outs) > 1 or backend.in_flight() > 0
             for out in outs:
-                if out.status == "ok":
+                if out.status == "ok" and transport is not None:
                     _receive(transport, state.records[out.key], out)
                 state.handle(out, pending, crowded=crowded)
     finally:
-        # Stopped early (errors="raise", Ctrl-C, a bug): nothing may keep running.
+        # Stopped early (errors="raise", Ctrl-C, a bug, the consumer gave up):
+        # nothing may keep running.
         for out in backend.cancel():
             rec = state.records[out.key]
             if rec.status is None:
@@ -298,6 +403,17 @@ def _receive(transport: Transport, rec: ChunkRecord, out: Outcome) -> None:
         rec.extra["bytes_moved"] = rec.extra.get("bytes_moved", 0) + nbytes
 
 
+def _drive(
+    backend: Backend,
+    specs: list[ChunkSpec],
+    transport: Transport,
+    state: _State,
+) -> None:
+    """Run ``specs`` on ``backend`` until all are final or the run stops."""
+    for _ in drive(backend, specs, transport.source, state, transport=transport):
+        pass
+
+
 def execute(
     data: pd.DataFrame | pd.Series,
     func: Callable[..., Any],
@@ -313,9 +429,11 @@ def execute(
     mode = opts.backend
     n_rows = len(data)
     state = _State(opts)
+    groups = grouping.layout(data, opts.by) if opts.by is not None else None
 
     # -- plan ---------------------------------------------------------------
     probe: list[ChunkSpec] = []
+    probe_end = 0
     if mode == "auto" and opts.timeout is None:
         if n_rows == 0 or workers == 1:
             ranges = planning.plan_ranges(n_rows, workers=workers, chunk_rows=opts.chunk_rows,
@@ -325,12 +443,14 @@ def execute(
                                           n_chunks=opts.n_chunks)[:1]
         else:
             ranges = [(0, planning.probe_rows(n_rows, workers))]
-        probe = label_specs(data, planning.number(ranges))
+        ranges = _cut(ranges, groups)
+        probe = _specs(data, ranges, 0, opts, groups)
+        probe_end = ranges[-1][1] if ranges else 0
     elif mode == "auto":
         mode = "process"  # only processes can stop a chunk that runs too long
     state.add(probe)
     job_blob: bytes | None = None
-    if mode in ("process", "dask") or (mode == "auto" and probe and probe[-1].stop < n_rows):
+    if mode in ("process", "dask") or (mode == "auto" and probe and probe_end < n_rows):
         job_blob = pickle_job(job)  # fail before any work starts
 
     progress = Progress(n_rows, len(probe) or 1, opts.progress)
@@ -342,6 +462,10 @@ def execute(
     try:
         # -- auto: measure the first chunk in-process, then decide ----------
         rest_from = 0
+        if mode == "dask" and pool is None:
+            # Connect first: the cluster's size is the default worker count.
+            pool = own_backend = make_backend("dask", opts.workers or 0, address=opts.address)
+            workers = opts.workers or pool.workers
         if mode == "auto":
             serial = SerialBackend()
             serial.start_job(job, None)
@@ -349,7 +473,7 @@ def execute(
             _drive(serial, probe, transport, state)
             if opts.locate:
                 _locate(serial, transport, data, state, probe)
-            rest_from = probe[-1].stop if probe else 0
+            rest_from = probe_end
             if rest_from >= n_rows:
                 reason = (
                     "in-process: " + ("one CPU available" if workers == 1 and n_rows else
@@ -360,10 +484,11 @@ def execute(
                 mode, reason = _decide(data, probe, state, workers, rest_from, pool, opts)
         # -- the remaining chunks --------------------------------------------
         if rest_from < n_rows or (n_rows == 0 and not probe):
-            lead_in = mode == "process" and not probe and wants_buffers(data, opts.transport,
-                                                                         frames=opts.combine is None)
+            lead_in = (mode == "process" and not probe and groups is None and not opts.overlap
+                       and wants_buffers(data, opts.transport, frames=opts.combine is None))
             specs = _plan_rest(data, opts, workers, rest_from, len(probe),
-                               in_process=mode == "serial" and bool(probe), lead_in=lead_in)
+                               in_process=mode == "serial" and bool(probe), lead_in=lead_in,
+                               groups=groups)
             state.add(specs)
             progress.set_total_chunks(len(state.records))
             if not state.stopped:
@@ -481,6 +606,7 @@ def _plan_rest(
     *,
     in_process: bool,
     lead_in: bool = False,
+    groups: grouping.Groups | None = None,
 ) -> list[ChunkSpec]:
     rest_rows = len(data) - rest_from
     if in_process and not opts.user_chunking:
@@ -491,7 +617,7 @@ def _plan_rest(
     else:
         ranges = planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                       n_chunks=opts.n_chunks, offset=rest_from)
-    return label_specs(data, planning.number(ranges, first_index))
+    return _specs(data, _cut(ranges, groups), first_index, opts, groups)
 
 
 def _transport_for(
@@ -542,6 +668,7 @@ def _finish(data: pd.DataFrame | pd.Series, state: _State, opts: Options, backen
     first = errors.get(state.first_failure) if state.first_failure is not None else None
     run = Run(result, records, list(errors.values()), mode=opts.errors, backend=backend,
               reason=reason, first_error=first)
+    run.chunks = [r.spec for r in records]
     if errors:
         for exc in errors.values():
             _attach_report(exc, run.report)

@@ -26,7 +26,9 @@ class Executor:
     ``backend`` is "process" (default), "thread", "serial", "auto" (decide per
     call, as :func:`framepar.map_chunks` does, using this pool when processes
     pay off) or "dask". ``max_tasks_per_child`` replaces a worker after that many
-    chunks (for functions that leak memory). Workers are stopped on
+    chunks (for functions that leak memory). With "dask", ``address="tcp://host:8786"``
+    (or ``client=`` a ``distributed.Client``) picks the cluster, as for
+    :func:`framepar.map_chunks`; ``workers`` then defaults to the cluster's threads. Workers are stopped on
     ``shutdown()`` or on leaving the ``with`` block; a failed, timed-out or
     interrupted call leaves the executor usable.
     """
@@ -53,11 +55,14 @@ class Executor:
         self.workers = workers or available_cpus()
         self._pool: Backend | None = make_backend(
             "process" if backend == "auto" else backend,
-            self.workers,
+            # dask: 0 means as many chunks at once as the cluster has threads
+            (workers or 0) if backend == "dask" else self.workers,
             start_method=start_method,
             max_tasks_per_child=max_tasks_per_child,
             **backend_options,
         )
+        if backend == "dask":
+            self.workers = self._pool.workers
         self.start_method = start_method
 
     @property
@@ -81,6 +86,8 @@ class Executor:
         timeout: float | None = None,
         locate: bool = False,
         transport: str = "auto",
+        by: Any = None,
+        overlap: int | tuple[int, int] = 0,
         **kwargs: Any,
     ) -> Run:
         """:func:`framepar.run` on this executor's workers.
@@ -89,16 +96,19 @@ class Executor:
         ``retries``/``retry_on`` retry failed chunks, ``timeout`` kills a
         worker stuck on a chunk (a new one takes its place), ``locate=True``
         bisects failed chunks down to their failing rows (report column
-        ``failing_labels``). Crashes, timeouts and Ctrl-C leave the executor
+        ``failing_labels``), ``by=`` keeps groups whole, ``overlap=`` hands
+        chunks rows of their neighbours. Crashes, timeouts and Ctrl-C leave the executor
         usable: lost workers are replaced on the next chunk.
-        ``transport`` too; warm workers do not inherit the input, so "auto"
-        maps large inputs from an Arrow file.
+
+        ``transport`` is as for :func:`framepar.map_chunks`; warm workers do
+        not inherit the input, so "auto" maps large inputs from an Arrow file.
         """
         opts = Options(
             workers=self.workers, chunk_rows=chunk_rows, n_chunks=n_chunks, backend=self.backend,
             errors=errors, progress=progress, combine=combine, retries=retries,
             retry_on=tuple(retry_on), timeout=timeout, start_method=self.start_method, locate=locate,
             transport=transport,
+            by=by, overlap=overlap,
         )
         return execute(data, func, args, kwargs, opts, pool=self.pool)
 

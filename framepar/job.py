@@ -27,6 +27,8 @@ class ChunkTask:
     stop: int
     source: Any  # has .load() -> the chunk
     sink: Any = None  # has .before(chunk) and .deliver(result, before) -> what to send back
+    # (lead, tail): rows of neighbour context in the chunk, cut from the result.
+    trim: tuple[int, int] | None = None
 
 
 @dataclass
@@ -41,6 +43,8 @@ class ChunkJob:
         # Looked at before the call: the function may change its chunk.
         before = task.sink.before(chunk) if task.sink is not None else None
         out = self.func(chunk, *self.args, **self.kwargs)
+        if task.trim is not None:
+            out = _trim(out, len(chunk), task)
         if self.require_frame and not isinstance(out, (pd.DataFrame, pd.Series)):
             raise ChunkResultTypeError(
                 f"chunk {task.index} (rows {task.start}:{task.stop}) returned "
@@ -50,3 +54,16 @@ class ChunkJob:
         if task.sink is not None:
             return task.sink.deliver(out, before)
         return out
+
+
+def _trim(out: Any, n_in: int, task: ChunkTask) -> Any:
+    """Cut the neighbours' rows (``overlap=``) from a row-aligned result."""
+    assert task.trim is not None
+    lead, tail = task.trim
+    if not isinstance(out, (pd.DataFrame, pd.Series)) or len(out) != n_in:
+        raise ChunkResultTypeError(
+            f"chunk {task.index} (rows {task.start}:{task.stop}): with overlap= the function "
+            f"must return a DataFrame or Series with one row per input row ({n_in}), got "
+            + (f"{len(out)} rows" if isinstance(out, (pd.DataFrame, pd.Series)) else type(out).__name__)
+        )
+    return out.iloc[lead : n_in - tail]

@@ -24,7 +24,7 @@ class ChunkSpec:
     """One chunk of the input: positional rows ``[start, stop)``.
 
     ``labels`` holds the first and last index labels (``None`` for an empty
-    chunk); ``group`` names the group keys a group-aware chunk holds.
+    chunk); ``groups`` names the group keys a group-aware chunk holds.
     ``rows`` (the positions) is set only by group-aware plans, whose chunks
     are not contiguous in the input.
     """
@@ -36,6 +36,10 @@ class ChunkSpec:
     last_label: Any = None
     groups: tuple[Any, ...] | None = None
     rows: Any = field(default=None, compare=False, repr=False)
+    # Rows of context from the neighbours (``overlap=``), handed to the
+    # function before/after the chunk's own rows and trimmed from its result.
+    lead: int = 0
+    tail: int = 0
 
     @property
     def n_rows(self) -> int:

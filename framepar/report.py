@@ -132,6 +132,8 @@ class Run:
         self.backend = backend
         self.reason = reason
         self._first_error = first_error
+        # The plan, in chunk order (the rows of group-aware chunks included).
+        self.chunks: list[ChunkSpec] = []
 
     @cached_property
     def report(self) -> pd.DataFrame:

@@ -59,7 +59,7 @@ def take(data: pd.DataFrame | pd.Series, spec: ChunkSpec) -> pd.DataFrame | pd.S
     """The rows of ``spec`` (a slice, or the listed positions for group chunks)."""
     if spec.rows is not None:
         return data.take(spec.rows)
-    return data.iloc[spec.start : spec.stop]
+    return data.iloc[spec.start - spec.lead : spec.stop + spec.tail]
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class InheritTransport(Transport):
         _worker.INHERITED[self.token] = data
 
     def source(self, spec: ChunkSpec) -> Any:
-        return InheritedSource(self.token, spec.start, spec.stop, spec.rows)
+        return InheritedSource(self.token, spec.start - spec.lead, spec.stop + spec.tail, spec.rows)
 
     def input_bytes(self, spec: ChunkSpec) -> int:
         return 0

@@ -1,0 +1,63 @@
+"""Functions the CLI tests run, named by path (path/to/cli_funcs.py:NAME)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def add_speed(df: pd.DataFrame, factor: float = 60.0) -> pd.DataFrame:
+    return df.assign(speed=df["distance"] / df["air_time"] * factor)
+
+
+def late_flag(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(late=df["arr_delay"] > 15, route=df["origin"] + "-" + df["dest"])
+
+
+def fail_on_chunk_two(df: pd.DataFrame) -> pd.DataFrame:
+    if len(df) and df.index[0] // 100 == 2:
+        raise ValueError(f"bad rows starting at {df.index[0]}")
+    return df.assign(y=df["x"] * 2)
+
+
+def double_x(df: pd.DataFrame) -> pd.DataFrame:
+    return df.assign(y=df["x"] * 2)
+
+
+def slow_double(df: pd.DataFrame, seconds: float = 0.4, log: str = "") -> pd.DataFrame:
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{df.index[0] if len(df) else -1}\n")
+    time.sleep(seconds)
+    return df.assign(y=df["x"] * 2)
+
+
+def interrupt_at_300(df: pd.DataFrame) -> pd.DataFrame:
+    if len(df) and df.index[0] == 300:
+        raise KeyboardInterrupt
+    return df.assign(y=df["x"] * 2)
+
+
+def null_note_first(df: pd.DataFrame) -> pd.DataFrame:
+    # All-null in the first chunk (object column of None), text afterwards.
+    note = [None] * len(df) if df.index[0] < 100 else [f"n{i}" for i in df.index]
+    miss = np.where(df.index % 50 == 0, np.nan, df["x"]) if df.index[0] >= 200 else df["x"]
+    return df.assign(note=pd.Series(note, index=df.index, dtype=object), maybe=miss)
+
+
+def per_group(df: pd.DataFrame, key: str = "carrier") -> pd.DataFrame:
+    return df.groupby(key, as_index=False, sort=False).agg(n=("distance", "size"), total=("distance", "sum"))
+
+
+def crash(df: pd.DataFrame) -> pd.DataFrame:
+    os._exit(3)
+
+
+def not_a_frame(df: pd.DataFrame) -> int:
+    return len(df)
+
+
+NOT_CALLABLE = 42
