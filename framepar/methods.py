@@ -24,7 +24,7 @@ from .planning import ChunkSpec
 # all other keyword arguments go to the user's function, as in pandas.
 CORE_OPTIONS = (
     "workers", "chunk_rows", "n_chunks", "backend", "errors", "progress", "retries",
-    "retry_on", "timeout", "start_method",
+    "retry_on", "timeout", "start_method", "address",
 )
 
 Assemble = Callable[[list[Any], list[ChunkSpec]], Any]
