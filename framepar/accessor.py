@@ -5,7 +5,8 @@ pandas class is patched. Every method returns what the pandas method of the
 same name returns on the same data, computed chunk by chunk through the core
 (:func:`framepar.run`), and takes the core's options as keyword arguments
 (``workers``, ``chunk_rows``, ``n_chunks``, ``backend``, ``errors``,
-``progress``, ``retries``, ``retry_on``, ``timeout``, ``start_method``); other
+``progress``, ``retries``, ``retry_on``, ``timeout``, ``start_method``,
+``address``); other
 keyword arguments go to the user's function, as in pandas. An exception
 raised by the function reaches the caller with its own type.
 """

@@ -70,12 +70,17 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run writing the same OUTPUT, computing only the chunks it had not finished.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
     backend: Annotated[str, typer.Option(help="auto, process, thread, serial or dask.")] = "auto",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) for --backend dask (implied); its workers must see INPUT and OUTPUT under the same paths.")] = None,
 ) -> None:
     """Stream INPUT through a function and write OUTPUT."""
     if errors not in ("raise", "skip"):
         _fail(f"--errors must be raise or skip, got {errors!r}")
     if report is not None:
         _check_report_path(report)
+    if scheduler is not None:
+        if backend not in ("auto", "dask"):
+            _fail(f"--scheduler is the Dask scheduler to use; it needs --backend dask, not {backend}")
+        backend = "dask"
     try:
         from .filerun import map_file
         from .funcspec import load_function, parse_pairs, parse_value
@@ -90,13 +95,15 @@ def run(
             input, function, output, workers=workers, chunk_rows=chunk_rows, by=by,
             backend=backend, errors=errors, retries=retries, timeout=timeout, progress=progress,
             resume=resume, input_format=format, output_format=output_format, dtypes=dtypes,
-            function_id=_function_id(func, function, kwargs), **kwargs,
+            function_id=_function_id(func, function, kwargs), address=scheduler, **kwargs,
         )
     except typer.Exit:
         raise
     except KeyboardInterrupt:
         _fail("interrupted; run the same command with --resume to continue", 130)
     except (*_usage_errors(), ImportError) as exc:  # type: ignore[misc]
+        _fail(_one_line(exc))
+    except ConnectionError as exc:  # e.g. the Dask scheduler cannot be reached
         _fail(_one_line(exc))
     except OSError as exc:
         _fail(f"{exc.strerror or exc} ({exc.filename or ''}); check the paths and free space")

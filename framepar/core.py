@@ -9,6 +9,11 @@ per-chunk report.
 With ``backend="auto"`` the first chunk runs in-process and its timing
 decides whether the remaining rows are worth worker processes; nothing is
 ever computed twice.
+
+Failures: a failed chunk is retried (``retries``/``retry_on``) before it
+counts; a chunk whose worker was SIGKILLed while other chunks ran is first
+run once on its own (see :meth:`_State.handle`); with ``locate=True`` the
+failed chunks are bisected afterwards (:mod:`framepar.locate`).
 """
 
 from __future__ import annotations
@@ -143,6 +148,11 @@ def validate(data: Any, func: Any, opts: Options) -> None:
             raise InvalidArgumentError(
                 f"address is the Dask scheduler to use; it needs backend='dask', not {opts.backend!r}"
             )
+    if opts.backend == "dask" and opts.transport not in ("auto", "pickle"):
+        raise InvalidArgumentError(
+            f"transport={opts.transport!r} leaves the rows in this machine's memory or files, which "
+            "Dask workers elsewhere cannot read; with backend='dask' use transport='auto' or 'pickle'"
+        )
     for item in opts.retry_on:
         if item in RETRYABLE or (isinstance(item, type) and issubclass(item, BaseException)):
             continue

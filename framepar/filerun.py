@@ -134,6 +134,7 @@ def map_file(
     output_format: str | None = None,
     dtypes: dict[str, Any] | None = None,
     function_id: str | None = None,
+    address: str | None = None,
     **kwargs: Any,
 ) -> FileRun:
     """Stream ``input`` through ``func`` chunk by chunk and write ``output``.
@@ -155,9 +156,17 @@ def map_file(
     ``dtypes`` fixes text columns' types (otherwise inferred once for the
     whole file). Returns a :class:`FileRun`; it does not raise for failed
     chunks (``run.raise_for_errors()`` does).
+
+    ``backend="dask"`` (with ``address=`` the scheduler, as for
+    :func:`framepar.map_chunks`): the Dask workers read their chunks from
+    ``input`` and write their parts next to ``output`` themselves, so both
+    paths must be reachable from the workers under the same name (this
+    machine, or a shared filesystem); no rows pass through this process
+    until the parts are appended in order.
     """
     opts = Options(workers=workers, chunk_rows=chunk_rows, backend=backend,
-                   errors=errors, progress=progress, retries=retries, timeout=timeout)
+                   errors=errors, progress=progress, retries=retries, timeout=timeout,
+                   address=address)
     import pandas as pd
 
     validate(pd.DataFrame(), func, opts)
@@ -166,6 +175,9 @@ def map_file(
     n_workers = workers or available_cpus()
     in_path = os.fspath(input)
     out_path = Path(os.fspath(output))
+    if backend == "dask":
+        # Dask workers run in directories of their own: give them absolute paths.
+        in_path, out_path = os.path.abspath(in_path), out_path.absolute()
     out_fmt = detect(out_path, output_format, what="output")
     plan = plan_input(in_path, fmt=input_format, workers=n_workers, chunk_rows=chunk_rows, by=by, dtypes=dtypes)
     check_output(out_path, plan.files, in_path, out_fmt)
@@ -334,8 +346,12 @@ class _Runner:
         finished = False
         try:
             specs = self._to_run()
-            n_backend = max(1, min(self.workers, self.plan.n_chunks or self.workers))
-            backend = make_backend(self.mode, n_backend)
+            if self.mode == "dask":
+                # As many chunks at once as the cluster has threads, unless workers= says.
+                backend = make_backend("dask", self.opts.workers or 0, address=self.opts.address)
+            else:
+                n_backend = max(1, min(self.workers, self.plan.n_chunks or self.workers))
+                backend = make_backend(self.mode, n_backend)
             backend.start_job(self.job, self.blob if backend.crosses_processes else None)
             window = WINDOW_PER_WORKER * backend.workers
             ok = True

@@ -14,6 +14,8 @@ The rows found are reported as index labels in the report's
 without retries; probes never change the run's result, the chunk's status,
 attempts or error. A timeout applies to each probe as to a chunk.
 Timed-out chunks are not bisected: every probe could cost a full timeout.
+With ``overlap=`` the rows searched include the neighbouring context rows the
+function saw; with ``by=`` a probe may split a group.
 """
 
 from __future__ import annotations

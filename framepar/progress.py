@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # In a notebook without ipywidgets, tqdm.auto warns on import and falls back
+    # to the text bar, which serves framepar well: no warning on `import framepar`.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 # With progress=None a bar appears only once a run has lasted this long.
 SHOW_AFTER_SECONDS = 2.0

@@ -31,7 +31,7 @@ from .exceptions import SharedMemoryFallbackWarning
 
 SHM_DIR = "/dev/shm"
 PREFIX = "framepar-"
-_NAME = re.compile(r"^framepar-(\d+)-[0-9a-f]{16}$")
+_NAME = re.compile(r"^framepar-(\d+)-[^/]+$")
 # Room left free in /dev/shm for everything else on the machine.
 SHM_HEADROOM_BYTES = 64 * 2**20
 SHM_HEADROOM_FRACTION = 0.05

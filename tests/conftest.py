@@ -16,6 +16,18 @@ settings.load_profile("framepar")
 BACKENDS = ["serial", "thread", "process", "auto"]
 
 
+# Behaviours of worker processes, clusters and the command line do not depend
+# on the pandas version: CI runs them once (under pandas 3) and everything else
+# under both pandas 3 and 2.2 (see .ci/run).
+PROCESS_LEVEL_MODULES = {"test_fault_tolerance.py", "test_dask.py", "test_cli_subprocess.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in PROCESS_LEVEL_MODULES:
+            item.add_marker(pytest.mark.process_level)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

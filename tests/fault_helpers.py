@@ -258,13 +258,15 @@ def framepar_files(dirs: Iterable[str] | None = None) -> set[str]:
 _PID_IN_NAME = re.compile(r"^framepar-(\d+)-")
 
 
-def foreign_live(path: str) -> bool:
-    """A file of another live process (tests of other projects may run at the same time)."""
+def foreign(path: str, ours: Iterable[int] = ()) -> bool:
+    """A file named for a process other than this one and ``ours`` (its workers).
+
+    framepar names what a run leaves in shared directories after the pid of
+    the process that made it; entries of other processes (other test runs on
+    the same machine, live or dead) are not this test's leftovers.
+    """
     m = _PID_IN_NAME.match(os.path.basename(path))
-    if not m:
-        return False
-    pid = int(m.group(1))
-    return pid != os.getpid() and not gone(pid)
+    return m is not None and int(m.group(1)) not in {os.getpid(), *ours}
 
 
 def worker_pids(report: pd.DataFrame) -> set[int]:

@@ -274,7 +274,8 @@ def test_report_columns_and_workers(cluster: Cluster, executor: framepar.Executo
     run = executor.run(df, add_and_filter, chunk_rows=7, progress=False)
     assert run.ok and run.backend == "dask"
     report = run.report
-    assert list(report.columns) == REPORT_COLUMNS
+    assert list(report.columns)[: len(REPORT_COLUMNS)] == REPORT_COLUMNS
+    assert report["transport"].str.startswith("pickle").all()  # never this machine's shared memory
     assert report["chunk"].tolist() == list(range(len(report)))
     assert report["rows"].sum() == len(df)
     assert (report["status"] == "ok").all() and (report["attempts"] == 1).all()
@@ -441,6 +442,46 @@ def test_timeout_reports_and_restarts_the_worker(healthy: Cluster, tmp_path: Pat
     assert sleeper not in healthy.worker_pids().values()
 
 
+# -- a file through the command line, on the cluster ------------------------------------------
+
+
+def test_cli_runs_a_parquet_file_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    """``framepar run --backend dask --scheduler``: workers read their own row groups."""
+    import cli_funcs
+
+    src = tmp_path / "flights.parquet"  # a real file cut to keep this test short: 4 row groups
+    pd.read_parquet(REPO / "data" / "flights.parquet").iloc[:20_000].to_parquet(
+        src, index=False, row_group_size=5_000
+    )
+    out, report = tmp_path / "speed.parquet", tmp_path / "report.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "framepar", "run", str(src), "--func", f"{cli_funcs.__file__}:add_speed",
+         "--output", str(out), "--backend", "dask", "--scheduler", cluster.address,
+         "--report", str(report), "--no-progress"],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(out), cli_funcs.add_speed(pd.read_parquet(src)))
+    rep = pd.read_csv(report)
+    assert (rep["status"] == "ok").all() and rep["backend"].eq("dask").all()
+    assert set(rep["worker"]) <= set(cluster.client.nthreads())
+    assert rep["source"].str.contains("row group").all(), rep["source"]  # a recipe, not rows
+
+
+def test_cli_scheduler_needs_the_dask_backend(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from framepar.cli import app
+
+    result = CliRunner().invoke(app, [
+        "run", str(REPO / "data" / "flights.parquet"), "--func", "cli_funcs:add_speed",
+        "--output", str(tmp_path / "o.parquet"), "--backend", "process", "--scheduler", "tcp://127.0.0.1:9",
+    ])
+    assert result.exit_code == 2
+    assert "--scheduler" in result.output and "--backend dask" in result.output
+    assert not (tmp_path / "o.parquet").exists()
+
+
 # -- which cluster ---------------------------------------------------------------------------
 
 
@@ -456,6 +497,13 @@ def test_uses_the_current_client(cluster: Cluster) -> None:
     assert set(run.report["worker"]) <= set(cluster.client.nthreads())
 
 
+def test_accessor_takes_the_address(cluster: Cluster) -> None:
+    df = make_frame()
+    got = df.framepar.apply(lambda r: r["x"] * r["y"], axis=1, backend="dask",
+                            address=cluster.address, n_chunks=3, progress=False)
+    pd.testing.assert_series_equal(got, df.apply(lambda r: r["x"] * r["y"], axis=1))
+
+
 def test_address_from_environment(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAMEPAR_DASK_ADDRESS", cluster.address)
     df = make_frame()
@@ -467,6 +515,13 @@ def test_address_from_environment(cluster: Cluster, monkeypatch: pytest.MonkeyPa
 def test_address_needs_the_dask_backend() -> None:
     with pytest.raises(framepar.InvalidArgumentError, match="backend='dask'"):
         framepar.map_chunks(make_frame(), add_and_filter, backend="process", address="tcp://127.0.0.1:1")
+
+
+@pytest.mark.parametrize("transport", ["arrow", "memmap"])
+def test_local_only_transports_are_refused_before_connecting(transport: str) -> None:
+    with pytest.raises(framepar.InvalidArgumentError, match="Dask workers elsewhere cannot read"):
+        framepar.map_chunks(make_frame(), add_and_filter, backend="dask", transport=transport,
+                            address="tcp://127.0.0.1:9")  # never contacted
 
 
 def test_local_cluster_is_started_and_closed(monkeypatch: pytest.MonkeyPatch) -> None:

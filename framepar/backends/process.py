@@ -265,8 +265,9 @@ class ProcessBackend(Backend):
                 break
             if message[0] == "started":
                 worker.acknowledged = True
+                worker.started_at = time.monotonic()
                 if worker.timeout is not None:
-                    worker.deadline = time.monotonic() + worker.timeout
+                    worker.deadline = worker.started_at + worker.timeout
                 continue
             outcome = _outcome_from_message(message, worker.label)
             break
@@ -389,7 +390,9 @@ class _sigint_shielded:
     those SIGINT is also set to ``SIG_IGN`` for the instant of the start: an
     ignored disposition survives ``exec`` and Python then installs no Ctrl-C
     handler in the child. (Only possible from the main thread; elsewhere the
-    blocked mask is all there is.)
+    blocked mask is all there is.) The price: a Ctrl-C arriving during those
+    few milliseconds is dropped rather than delivered late; pressing it again
+    works.
     """
 
     def __init__(self, start_method: str) -> None:
