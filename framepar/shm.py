@@ -27,6 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 
+from .backends._worker import pid_alive as _pid_alive
 from .exceptions import SharedMemoryFallbackWarning
 
 SHM_DIR = "/dev/shm"
@@ -86,16 +87,6 @@ def reserve(fd: int, nbytes: int) -> None:
             os.ftruncate(fd, nbytes)
             return
         raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sweep(bases: tuple[str, ...] | None = None) -> list[str]:

@@ -131,13 +131,14 @@ def _watch_parent(parent_pid: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(PARENT_POLL_SECONDS)
-            if os.getppid() != first_ppid or not _alive(parent_pid):
+            if os.getppid() != first_ppid or not pid_alive(parent_pid):
                 os._exit(70)
 
     threading.Thread(target=watch, name="framepar-parent-watch", daemon=True).start()
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
