@@ -52,7 +52,14 @@ from .pickling import pickle_job
 from .planning import ChunkSpec
 from .progress import Progress
 from .report import ChunkRecord, Run
-from .transport import TRANSPORTS, InProcessTransport, Transport, make_transport, wants_buffers
+from .transport import (
+    TRANSPORTS,
+    InProcessTransport,
+    Transport,
+    make_transport,
+    nbytes,
+    wants_buffers,
+)
 
 ERRORS = ("raise", "collect", "skip")
 BACKENDS = ("auto", "serial", "thread", "process", "dask")
@@ -577,11 +584,11 @@ def _decide(
     moved = 0.0
     results = [state.results[s.index] for s in probe if s.index in state.results]
     if results and probe_rows:
-        out_bytes = sum(_nbytes(r) for r in results)
+        out_bytes = sum(nbytes(r, deep=True) for r in results)
         moved = out_bytes / probe_rows
     inherit = pool is None and _fork_default(opts)
     if not inherit and probe_rows:
-        moved += _nbytes(data.iloc[:probe_rows]) / probe_rows
+        moved += nbytes(data.iloc[:probe_rows], deep=True) / probe_rows
     rest_chunks = len(planning.plan_ranges(rest_rows, workers=workers, chunk_rows=opts.chunk_rows,
                                            n_chunks=opts.n_chunks))
     est = planning.choose_execution(
@@ -597,14 +604,6 @@ def _fork_default(opts: Options) -> bool:
     from .backends.process import default_start_method
 
     return (opts.start_method or default_start_method()) == "fork"
-
-
-def _nbytes(obj: Any) -> int:
-    if isinstance(obj, pd.DataFrame):
-        return int(obj.memory_usage(deep=True, index=True).sum())
-    if isinstance(obj, pd.Series):
-        return int(obj.memory_usage(deep=True, index=True))
-    return 0
 
 
 def _plan_rest(

@@ -189,14 +189,14 @@ class Transport:
 
     def receive(self, key: int, value: Any) -> tuple[Any, str, int]:
         """Turn a worker's reply into its result; also says how it came and its size."""
-        how, nbytes = "pickle", _nbytes(value)
+        how, size = "pickle", nbytes(value)
         if self.in_process:
             return value, "none", 0
         start, stop = self.spans.get(key, (0, 0))
         passed: dict[int, int] = {}
         if isinstance(value, (results.SharedResult, results.Written)):
             self._warn_disk(value.on_disk)
-            nbytes = value.nbytes
+            size = value.nbytes
             if isinstance(value, results.SharedResult):
                 passed = value.passed
                 value, how = value.load(self.data, start), "shared"
@@ -206,7 +206,7 @@ class Transport:
             if how != "buffer":
                 self.buffers.consider(value, start, stop, passed)
             value = self.buffers.store(value, start, stop, passed)
-        return value, how, nbytes
+        return value, how, size
 
     def _warn_disk(self, on_disk: bool) -> None:
         if on_disk and not self.warned:
@@ -241,14 +241,15 @@ class Transport:
 
 
 def _row_bytes(data: pd.DataFrame | pd.Series) -> float:
-    return _nbytes(data) / max(1, len(data))
+    return nbytes(data) / max(1, len(data))
 
 
-def _nbytes(obj: Any) -> int:
+def nbytes(obj: Any, *, deep: bool = False) -> int:
+    """Memory of a frame or series (``deep`` counts Python objects too); 0 for anything else."""
     if isinstance(obj, pd.DataFrame):
-        return int(obj.memory_usage(index=True, deep=False).sum())
+        return int(obj.memory_usage(index=True, deep=deep).sum())
     if isinstance(obj, pd.Series):
-        return int(obj.memory_usage(index=True, deep=False))
+        return int(obj.memory_usage(index=True, deep=deep))
     return 0
 
 
@@ -334,7 +335,7 @@ def wants_buffers(data: pd.DataFrame | pd.Series, mode: str, *, frames: bool) ->
     """Whether worker processes would write results into result buffers."""
     if not frames or not isinstance(data, pd.DataFrame) or mode == "pickle":
         return False
-    return mode != "auto" or _nbytes(data) >= INPUT_THRESHOLD_BYTES
+    return mode != "auto" or nbytes(data) >= INPUT_THRESHOLD_BYTES
 
 
 def make_transport(
@@ -356,7 +357,7 @@ def make_transport(
         return InProcessTransport(data)
     if mode == "pickle":
         return Transport(data, in_process=False)
-    big = _nbytes(data) >= INPUT_THRESHOLD_BYTES
+    big = nbytes(data) >= INPUT_THRESHOLD_BYTES
     if mode == "auto":
         workspace = shm.Workspace.create(shm_dir=shm_dir)
         try:
