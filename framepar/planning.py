@@ -70,10 +70,37 @@ def split_fixed(n_rows: int, chunk_rows: int, *, offset: int = 0) -> list[tuple[
 
 
 def default_chunk_count(n_rows: int, workers: int) -> int:
-    """How many chunks to cut ``n_rows`` into when the user did not say."""
+    """How many even chunks to cut ``n_rows`` into when the user did not say."""
     wanted = workers * CHUNKS_PER_WORKER
     by_size = max(1, n_rows // MIN_ROWS_PER_CHUNK)
     return max(1, min(wanted, by_size, n_rows)) if n_rows else 0
+
+
+def split_guided(n_rows: int, workers: int, *, offset: int = 0) -> list[tuple[int, int]]:
+    """Chunks that shrink as the input runs out (guided self-scheduling).
+
+    Each chunk takes 1/(2 * workers) of the rows still left, down to a floor
+    of 1/(4 * CHUNKS_PER_WORKER * workers) of the input. Big chunks first keep
+    the per-chunk cost low; small chunks last mean that when one worker runs
+    slower than another (a noisy neighbour, uneven rows), the other is left
+    idle for at most a small chunk's time at the end, not an average one's.
+    """
+    if n_rows <= 0:
+        return []
+    if workers <= 1:
+        return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
+    floor = max(MIN_ROWS_PER_CHUNK, math.ceil(n_rows / (4 * CHUNKS_PER_WORKER * workers)))
+    ranges = []
+    start, left = offset, n_rows
+    while left > 0:
+        size = math.ceil(left / (2 * workers))
+        if size <= floor:
+            # The tail: even chunks of at most the floor, no sliver at the end.
+            return ranges + split_even(left, math.ceil(left / floor), offset=start)
+        ranges.append((start, start + size))
+        start += size
+        left -= size
+    return ranges
 
 
 # Inputs up to this many rows run in one in-process call under backend="auto":
@@ -87,11 +114,11 @@ def probe_rows(n_rows: int, workers: int) -> int:
     """Rows of the first chunk, run in-process to measure the function.
 
     Small enough that running it without parallelism costs little (about
-    1/(16 * workers) of the input), large enough that its timing is not noise.
+    1/(64 * workers) of the input), large enough that its timing is not noise.
     """
     if n_rows <= TINY_ROWS:
         return n_rows
-    return min(n_rows, max(256, math.ceil(n_rows / (16 * workers))))
+    return min(n_rows, max(256, math.ceil(n_rows / (64 * workers))))
 
 
 def plan_ranges(
@@ -113,7 +140,7 @@ def plan_ranges(
         return split_fixed(n_rows, chunk_rows, offset=offset)
     if n_chunks is not None:
         return split_even(n_rows, n_chunks, offset=offset)
-    return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
+    return split_guided(n_rows, workers, offset=offset)
 
 
 def lead_in_ranges(n_rows: int, *, workers: int, offset: int = 0) -> list[tuple[int, int]]:
@@ -128,7 +155,7 @@ def lead_in_ranges(n_rows: int, *, workers: int, offset: int = 0) -> list[tuple[
     covered = min(n_rows, small * workers)
     ranges = split_fixed(covered, small, offset=offset)
     left = n_rows - covered
-    return ranges + split_even(left, default_chunk_count(left, workers), offset=offset + covered)
+    return ranges + split_guided(left, workers, offset=offset + covered)
 
 
 def number(ranges: list[tuple[int, int]], first_index: int = 0) -> list[ChunkSpec]:

@@ -189,9 +189,9 @@ class Transport:
 
     def receive(self, key: int, value: Any) -> tuple[Any, str, int]:
         """Turn a worker's reply into its result; also says how it came and its size."""
-        how, size = "pickle", nbytes(value)
         if self.in_process:
             return value, "none", 0
+        how, size = "pickle", nbytes(value)
         start, stop = self.spans.get(key, (0, 0))
         passed: dict[int, int] = {}
         if isinstance(value, (results.SharedResult, results.Written)):
