@@ -85,7 +85,9 @@ def map_chunks(
         DataFrame or Series (or anything, with ``combine``).
     workers : processes or threads to use; default: the CPUs this process may use.
     chunk_rows, n_chunks : rows per chunk, or number of chunks (not both).
-        Default: a few chunks per worker, none smaller than about a thousand rows.
+        Default: chunks that shrink towards the end of the input (about six per
+        worker; small last chunks balance uneven workers), none smaller than
+        about a thousand rows.
     backend : "auto" (default: in-process when parallelism cannot pay off,
         worker processes when it can; the report says which and why),
         "process", "thread", "serial" (in-process, for debugging) or "dask".
