@@ -39,7 +39,7 @@ from .backends.base import Backend, ErrorInfo
 from .core import Options, _attach_report, _exception_for, _State, available_cpus, drive, validate
 from .exceptions import InvalidArgumentError
 from .io.formats import detect, is_gzip
-from .io.partition import PartitionJob
+from .io.partition import BucketChunk, PartitionJob
 from .io.readers import InputError, InputPlan, plan_input
 from .io.state import RunState
 from .io.writers import PartEncoder, PartInfo, existing_part, make_appender
@@ -332,8 +332,10 @@ class _Runner:
         for i, recipe in enumerate(self.plan.chunks):
             rows = int(recipe.rows)
             start = recipe.row_start
-            spec = ChunkSpec(i, start, start + rows, first_label=start if rows else None,
-                             last_label=start + rows - 1 if rows else None)
+            # A --by bucket's rows come from all over the file: no label range.
+            labelled = rows and not isinstance(recipe, BucketChunk)
+            spec = ChunkSpec(i, start, start + rows, first_label=start if labelled else None,
+                             last_label=start + rows - 1 if labelled else None)
             yield spec, recipe
 
     def _to_run(self) -> Iterator[ChunkSpec]:

@@ -67,6 +67,11 @@ def group_summary(df: pd.DataFrame, key: str = "k", sort: bool = False) -> pd.Da
                  last_row=("row", "last")).reset_index()
 
 
+def slow_summary(df: pd.DataFrame, key: str = "k", seconds: float = 0.3) -> pd.DataFrame:
+    time.sleep(seconds)
+    return group_summary(df, key)
+
+
 def summary_until_interrupt(df: pd.DataFrame, key: str = "k", stop: str = "") -> pd.DataFrame:
     """Ctrl-C on the chunk holding the group ``stop`` unless FP_TEST_GO is set."""
     if stop and not os.environ.get("FP_TEST_GO") and (df[key] == stop).any():
