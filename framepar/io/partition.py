@@ -78,15 +78,19 @@ class KeyScan:
         if self._pending_len > MERGE_PENDING:
             self._merge()
         if self.runs is not None:
-            self._track(keys, na)
+            self._track(keys, na, len(counts) + bool(na.any()))
         self.rows += n
 
-    def _track(self, keys: pd.Series, na: np.ndarray) -> None:
+    def _track(self, keys: pd.Series, na: np.ndarray, distinct_here: int) -> None:
         change = (keys != keys.shift()).to_numpy(dtype=bool, na_value=True, copy=True)
         prev_na = np.concatenate(([False], na[:-1]))
         change &= ~(na & prev_na)
         change[0] = True
         pos = change.nonzero()[0]
+        if len(pos) > distinct_here:  # more runs than keys: some key comes back
+            self.runs = None
+            self._seen = set()
+            return
         values = [MISSING if m else v for v, m in zip(keys.iloc[pos].tolist(), na[pos], strict=True)]
         if self.rows and _same(values[0], self._last):
             pos, values = pos[1:], values[1:]  # the previous batch's last group goes on
