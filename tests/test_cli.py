@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -320,6 +321,26 @@ def test_by_numeric_keys_with_nan_and_a_huge_group(tmp_path: Path) -> None:
     big = int((whole["k"] == 1.5).sum())
     assert big > 300 and big in rep["rows"].tolist()  # bigger than a chunk, still one chunk
     assert rep["source"].str.contains("missing").any()
+
+
+def test_by_on_threads_keeps_each_threads_spill_apart(tmp_path: Path) -> None:
+    path = _write_input(scattered(), tmp_path, "jsonl")
+    out = tmp_path / "out.parquet"
+    code, text = invoke("run", path, "-f", spec("group_rows"), "-o", out, "--by", "k", "--chunk-rows", "300",
+                        "--workers", "2", "--backend", "thread", "--no-progress")
+    assert code == 0, text
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected_rows(pd.read_json(path, lines=True)))
+
+
+def test_spill_reader_drops_a_record_cut_short(tmp_path: Path) -> None:
+    from framepar.io.partition import read_pieces
+
+    spill = tmp_path / "w.pkl"
+    with open(spill, "ab") as fh:
+        pickle.dump((0, pd.DataFrame({"a": [1, 2]})), fh, protocol=5)
+        blob = pickle.dumps((1, pd.DataFrame({"a": range(1000)})), protocol=5)
+        fh.write(blob[: len(blob) // 2])  # a worker killed while writing
+    assert [k for k, _ in read_pieces(str(spill))] == [0]
 
 
 def test_by_failed_run_leaves_no_spill(tmp_path: Path) -> None:

@@ -9,12 +9,14 @@ chunks are cut between groups and the output follows the file. Otherwise:
 2. the distinct keys, in pandas' ``groupby`` order (sorted, missing keys last
    as one group), are cut into *buckets* of about the target chunk size; a
    group is never split, so a group bigger than the target is a bucket alone;
-3. the workers read the input chunk by chunk, as for a plain run, and each
-   writes the rows of every bucket into its own spill file
-   (``b<bucket>/c<input chunk>.pkl`` under a private temp directory);
+3. the workers read the input chunk by chunk, as for a plain run, and
+   append the rows of every bucket, tagged with the input chunk's index, to
+   that bucket's spill file of their own (``b<bucket>/w<worker>.pkl`` under a
+   private temp directory): files per bucket grow with the workers, not with
+   the input's chunks, so a huge input does not make millions of small files;
 4. a bucket is then a chunk recipe (:class:`BucketChunk`): it reads its spill
-   files in input order and stable-sorts them by key, so groups come whole,
-   in sorted key order, with their rows in input order.
+   files, puts the pieces in input-chunk order and stable-sorts them by key,
+   so groups come whole, in sorted key order, with their rows in input order.
 
 The buckets depend only on the input and the target size, so a resumed run
 gets the same chunks. Spill files are pickles of the frames the input
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,16 +200,30 @@ class BucketChunk:
 
     def load(self) -> pd.DataFrame:
         folder = bucket_dir(self.spill, self.bucket)
-        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        if not names:
+        pieces: dict[int, pd.DataFrame] = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            # A retried input chunk may appear twice (in two workers' files): once is enough.
+            pieces.update(read_pieces(os.path.join(folder, name)))
+        if not pieces:
             return read_spill(os.path.join(self.spill, EMPTY))
-        frames = [read_spill(os.path.join(folder, name)) for name in names]
+        frames = [pieces[k] for k in sorted(pieces)]
         df = frames[0] if len(frames) == 1 else pd.concat(frames)
         return df.sort_values(self.by, kind="stable", na_position="last")
 
 
 def bucket_dir(spill: str, bucket: int) -> str:
     return os.path.join(spill, f"b{bucket:06d}")
+
+
+def read_pieces(path: str) -> Iterator[tuple[int, pd.DataFrame]]:
+    """The ``(input chunk, rows)`` records appended to one worker's spill file."""
+    with open(path, "rb") as fh:
+        while True:
+            try:
+                index, frame = pickle.load(fh)
+            except (EOFError, pickle.UnpicklingError, ValueError):
+                return  # the end, or a record cut short by a worker that died writing it
+            yield index, frame
 
 
 def read_spill(path: str) -> pd.DataFrame:
@@ -268,13 +286,23 @@ class PartitionJob:
         buckets = self.partitioner.bucket_of(frame[self.partitioner.by])
         order = np.argsort(buckets, kind="stable")
         present, first, counts = np.unique(buckets[order], return_index=True, return_counts=True)
+        # One file per bucket and worker (process and thread: threads must not
+        # interleave their appends; host: Dask workers may share the directory).
+        me = f"w-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}.pkl"
         written: dict[int, int] = {}
         for b, a, n in zip(present.tolist(), first.tolist(), counts.tolist(), strict=True):
             if b in self.skip:
                 continue
             folder = bucket_dir(self.spill, b)
             os.makedirs(folder, exist_ok=True)
-            _write_spill(frame.take(order[a : a + n]), os.path.join(folder, f"c{task.index:08d}.pkl"))
+            with open(os.path.join(folder, me), "ab") as fh:
+                end = fh.tell()
+                try:
+                    pickle.dump((task.index, frame.take(order[a : a + n])), fh, protocol=5)
+                    fh.flush()
+                except BaseException:
+                    fh.truncate(end)  # this worker's later records must stay readable
+                    raise
             written[b] = n
         return written
 
