@@ -14,6 +14,13 @@ table with the ratios against the pandas baseline measured in the same run::
 
     python benchmarks/bench_cli.py                         # W6 file, 2 workers
     python benchmarks/bench_cli.py --repeats 3 --workers 2
+
+``--by``: instead, group-aware streaming of a file whose groups are scattered
+(made once under /tmp: random keys, so every chunk holds every group):
+``framepar run --by key`` against pandas reading the whole file, calling
+:func:`group_fn` (a per-group transform) and writing the result::
+
+    python benchmarks/bench_cli.py --by --rows 2000000 --keys 50000 --format csv
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -98,6 +106,72 @@ MAP_FILE = (
 )
 
 
+def group_fn(df: Any) -> Any:
+    """Each value against its group's mean and its rank in the group (needs whole groups)."""
+    g = df.groupby("key", dropna=False)["value"]
+    return df.assign(centred=df["value"] - g.transform("mean"), rank=g.rank(method="first"))
+
+
+def make_scattered(path: Path, rows: int, keys: int) -> Path:
+    if path.exists():
+        return path
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({
+        "key": np.char.add("k", rng.integers(0, keys, rows).astype(str)),
+        "value": rng.normal(size=rows),
+        "count": rng.integers(0, 1000, rows),
+    })
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False, row_group_size=250_000)
+    os.replace(tmp, path)
+    return path
+
+
+PANDAS_BY = (
+    "import sys; sys.path.insert(0, {here!r}); import pandas as pd; from bench_cli import group_fn; "
+    "df = pd.read_csv({src!r}) if {src!r}.endswith('.csv') else pd.read_parquet({src!r}); "
+    "group_fn(df).to_parquet({dst!r}, index=False)"
+)
+
+
+def main_by(args: argparse.Namespace, env: dict[str, str]) -> None:
+    base = Path("/tmp/framepar-bench")
+    base.mkdir(parents=True, exist_ok=True)
+    src = make_scattered(base / f"scattered_{args.rows}_{args.keys}.{args.format}", args.rows, args.keys)
+    dst = str(base / "by_out.parquet")
+    here = str(Path(__file__).resolve().parent)
+    cases = {
+        "pandas": [sys.executable, "-c", PANDAS_BY.format(here=here, src=str(src), dst=dst)],
+        "cli --by": [sys.executable, "-m", "framepar", "run", str(src), "-f", f"{__file__}:group_fn",
+                     "-o", dst, "--by", "key", "--workers", str(args.workers), "--no-progress"],
+    }
+    results: dict[str, list[tuple[float, int, int, int]]] = {k: [] for k in cases}
+    for rep in range(args.repeats):
+        for name, cmd in cases.items():
+            results[name].append(measure(cmd, env))
+            Path(dst).unlink(missing_ok=True)
+            r = results[name][-1]
+            print(f"rep {rep} {name:9s} {r[0]:7.2f} s  pss {r[2] / 2**20:7.0f} MiB", file=sys.stderr)
+
+    def med(name: str, i: int) -> float:
+        return statistics.median(r[i] for r in results[name])
+
+    print(f"\n{src.name}: {args.rows:,} rows, {args.keys:,} scattered keys, workers={args.workers}, "
+          f"repeats={args.repeats} (medians)\n")
+    print("| case | seconds | vs pandas | peak PSS sum (MiB) | PSS vs pandas |")
+    print("|---|---:|---:|---:|---:|")
+    for name in cases:
+        t, pss = med(name, 0), med(name, 2)
+        print(f"| {name} | {t:.2f} | {med('pandas', 0) / t:.2f}x | {pss / 2**20:.0f} | "
+              f"{pss / med('pandas', 2):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", type=Path, default=W6)
@@ -105,7 +179,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-doubled", action="store_true")
+    ap.add_argument("--by", action="store_true", help="group-aware run on scattered keys instead")
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--keys", type=int, default=50_000)
+    ap.add_argument("--format", choices=("csv", "parquet"), default="parquet")
     args = ap.parse_args()
+    if args.by:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        main_by(args, env)
+        return
     if not args.input.exists():
         sys.exit(f"{args.input} is missing: run peerbench's W6 once to build it")
     args.doubled.parent.mkdir(parents=True, exist_ok=True)

@@ -11,3 +11,10 @@ def add_speed(flights: pd.DataFrame) -> pd.DataFrame:
         speed=flights["distance"] / flights["air_time"] * 60,
         late=flights["arr_delay"] > 15,
     )
+
+
+def delay_vs_tail_median(flights: pd.DataFrame) -> pd.DataFrame:
+    """Each flight's arrival delay against its aircraft's median: needs every flight of a
+    tail number in the same chunk (``framepar run ... --by tailnum``)."""
+    median = flights.groupby("tailnum", dropna=False)["arr_delay"].transform("median")
+    return flights.assign(delay_vs_tail=flights["arr_delay"] - median)

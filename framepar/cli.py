@@ -55,17 +55,17 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 def run(
     input: Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz), Parquet (file or directory), Arrow/Feather or JSON-lines file.")],
     func: Annotated[str, typer.Option("--func", "-f", help="module:function or path/to/file.py:function; called as function(chunk, **args).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; its suffix names the format (or --output-format).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file; its suffix names the format (or --output-format). Ending in '/': a directory of Parquet files, one per chunk.")],
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: the CPUs available).")] = None,
     chunk_rows: Annotated[int | None, typer.Option(help="Rows per chunk (default: a few chunks per worker, at most ~64 MiB each).")] = None,
-    by: Annotated[str | None, typer.Option(help="Never split the rows of one value of this column across chunks.")] = None,
+    by: Annotated[str | None, typer.Option(help="Give the function whole groups of this column: a group's rows are never split across chunks. Scattered groups (and CSV/JSON input) are sorted into chunks by a first pass; the output then comes in sorted group order.")] = None,
     errors: Annotated[str, typer.Option(help="raise: stop at the first failed chunk, write nothing; skip: write the chunks that succeeded.")] = "raise",
     retries: Annotated[int, typer.Option(help="Extra attempts for a failed chunk.")] = 0,
     timeout: Annotated[float | None, typer.Option(help="Seconds a chunk may run before its worker is stopped.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the per-chunk report here (.csv, .json or .parquet).")] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", help="NAME=VALUE keyword argument for the function (repeatable; VALUE parsed as JSON if it can be).")] = None,
     format: Annotated[str | None, typer.Option("--format", help="Input format when the suffix does not say: csv, parquet, arrow, jsonl.")] = None,
-    output_format: Annotated[str | None, typer.Option(help="Output format when the suffix does not say.")] = None,
+    output_format: Annotated[str | None, typer.Option(help="Output format when the suffix does not say; parquet-dir: a directory of Parquet files.")] = None,
     dtype: Annotated[list[str] | None, typer.Option("--dtype", help="NAME=TYPE for a CSV/JSON column (repeatable); other types are inferred once for the whole file.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run writing the same OUTPUT, computing only the chunks it had not finished.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Do not show the progress bar.")] = False,
@@ -111,7 +111,7 @@ def run(
         _unexpected(exc)
     if report is not None:
         _write_report(result.report, report)
-    _summarise(result, output, report)
+    _summarise(result, Path(output), report)
 
 
 def _function_id(spec: str, function: Any, kwargs: dict[str, Any]) -> str:
@@ -221,6 +221,15 @@ def inspect(
     width = max((len(c) for c in plan.columns), default=0)
     lines += [f"  {name:<{width}}  {kind}" for name, kind in plan.columns.items()]
     chunks = plan.chunks if isinstance(plan.chunks, list) else None
+    if by is not None and plan.partition is not None:
+        lines.append(
+            f"by:         {by}: {plan.partition.groups:,} groups, scattered in the file; a first pass "
+            "will sort the rows into the chunks below (spilled next to the output, removed at the end), "
+            "each holding whole groups in sorted key order"
+        )
+    elif by is not None:
+        lines.append(f"by:         {by}: each group's rows are together in the file; chunks are cut "
+                     "between groups and follow the file")
     if chunks is None:
         lines.append(f"chunk plan: compressed text, cut while reading, for {n} workers")
     else:

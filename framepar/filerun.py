@@ -24,6 +24,8 @@ import dataclasses
 import hashlib
 import inspect
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +39,8 @@ from .backends.base import Backend, ErrorInfo
 from .core import Options, _attach_report, _exception_for, _State, available_cpus, drive, validate
 from .exceptions import InvalidArgumentError
 from .io.formats import detect, is_gzip
-from .io.readers import InputPlan, plan_input
+from .io.partition import BucketChunk, PartitionJob
+from .io.readers import InputError, InputPlan, plan_input
 from .io.state import RunState
 from .io.writers import PartEncoder, PartInfo, existing_part, make_appender
 from .job import ChunkJob, ChunkTask
@@ -55,6 +58,14 @@ WINDOW_PER_WORKER = 2
 
 class OutputPathError(InvalidArgumentError):
     """The output path cannot be written safely (explains what to fix)."""
+
+
+class PartitionError(InputError):
+    """The ``by`` partition pass could not read the input (nothing was computed)."""
+
+
+# ``output_format`` naming a Parquet directory; a path ending in "/" says the same.
+PARQUET_DIR = "parquet-dir"
 
 
 @dataclass
@@ -95,10 +106,16 @@ def function_fingerprint(func: Callable[..., Any], args: tuple[Any, ...], kwargs
     return h.hexdigest()
 
 
-def check_output(output: Path, inputs: list[str], input_path: str, out_fmt: str) -> None:
+def check_output(output: Path, inputs: list[str], input_path: str, out_fmt: str,
+                 directory: bool = False) -> None:
     """Refuse outputs that would overwrite the input or cannot be written where asked."""
-    if output.is_dir():
-        raise OutputPathError(f"output {str(output)!r} is a directory; give a file name inside it")
+    if directory:
+        _check_output_dir(output, inputs)
+    elif output.is_dir():
+        raise OutputPathError(
+            f"output {str(output)!r} is a directory; give a file name inside it, or end it with "
+            "'/' for a directory of Parquet files"
+        )
     parent = output.parent
     if not parent.is_dir():
         raise OutputPathError(f"the output's directory {str(parent)!r} does not exist; create it first")
@@ -114,6 +131,41 @@ def check_output(output: Path, inputs: list[str], input_path: str, out_fmt: str)
         )
     if is_gzip(output) and out_fmt in ("parquet", "arrow"):
         raise OutputPathError(f"{out_fmt} output is compressed inside the file; drop the .gz suffix")
+
+
+def _check_output_dir(output: Path, inputs: list[str]) -> None:
+    """A directory output replaces only an earlier output of the same kind (part files only)."""
+    if output.exists() and not output.is_dir():
+        raise OutputPathError(f"output {str(output)!r} exists and is not a directory; remove it or "
+                              "drop the trailing '/' to write one file")
+    target = output.resolve()
+    if any(Path(f).resolve().is_relative_to(target) for f in inputs):
+        raise OutputPathError(f"output directory {str(output)!r} holds the input; write elsewhere")
+    if output.is_dir():
+        others = [p.name for p in output.iterdir() if not is_output_part(p.name)]
+        if others:
+            raise OutputPathError(
+                f"output directory {str(output)!r} holds other files ({', '.join(sorted(others)[:3])}); "
+                "framepar replaces only a directory of its own part-NNNNN.parquet files: "
+                "name a new directory"
+            )
+
+
+def is_output_part(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+def output_mode(output: str, output_format: str | None) -> tuple[bool, str | None]:
+    """Whether ``output`` is a directory of Parquet files, and the format left to detect."""
+    if output_format is not None and output_format.lower() == PARQUET_DIR:
+        return True, "parquet"
+    directory = output.endswith(("/", os.sep))
+    if directory and output_format is not None and output_format.lower() not in ("parquet", "pq"):
+        raise OutputPathError(
+            f"output {output!r} ends with '/', a directory of Parquet files; --output-format "
+            f"{output_format} cannot be written as a directory (drop the '/' for one file)"
+        )
+    return directory, "parquet" if directory else output_format
 
 
 def map_file(
@@ -145,10 +197,22 @@ def map_file(
     writes its own part; the parent appends parts in input order to a
     temporary file next to ``output`` and renames it on success, so ``output``
     never exists half-written. Peak memory depends on ``chunk_rows`` and
-    ``workers``, not on the file's size.
+    ``workers``, not on the file's size. An ``output`` ending in ``"/"`` (or
+    ``output_format="parquet-dir"``) is a directory of Parquet files, one per
+    chunk (``part-00000.parquet``, ...; name order is input order), built in a
+    temporary directory and renamed on success; it replaces an earlier such
+    directory, never one holding other files.
 
-    ``by``: never split the rows of one value of this column across chunks
-    (the file must hold each group's rows together). ``errors``: "raise"
+    ``by``: never split the rows of one value of this column across chunks.
+    When the file holds each group's rows together (Parquet or Arrow), the
+    chunks are cut between groups and the output follows the file's order.
+    Otherwise (scattered groups, or CSV / JSON-lines input) a first pass,
+    run by the workers, spills the rows into buckets of whole groups in a
+    private directory next to the output (removed at the end); each chunk
+    then holds whole groups in sorted key order (missing keys last, as one
+    group), rows of a group in input order with their index labels, so the
+    output comes in the order of ``groupby(by, sort=True, dropna=False)``.
+    Memory stays bounded: the parent keeps one count per distinct key. ``errors``: "raise"
     stops at the first failed chunk and writes no output; "skip" (or
     "collect") writes the chunks that succeeded. ``resume=True`` continues an
     interrupted run writing the same ``output`` (only if the input and the
@@ -174,17 +238,18 @@ def map_file(
         raise InvalidArgumentError(f"errors must be one of {FILE_ERRORS} for files, got {errors!r}")
     n_workers = workers or available_cpus()
     in_path = os.fspath(input)
+    directory, output_format = output_mode(os.fspath(output), output_format)
     out_path = Path(os.fspath(output))
     if backend == "dask":
         # Dask workers run in directories of their own: give them absolute paths.
         in_path, out_path = os.path.abspath(in_path), out_path.absolute()
     out_fmt = detect(out_path, output_format, what="output")
     plan = plan_input(in_path, fmt=input_format, workers=n_workers, chunk_rows=chunk_rows, by=by, dtypes=dtypes)
-    check_output(out_path, plan.files, in_path, out_fmt)
+    check_output(out_path, plan.files, in_path, out_fmt, directory)
 
     job = ChunkJob(func, args, kwargs, require_frame=True)
-    state_files = RunState(out_path)
-    compress = is_gzip(out_path)
+    state_files = RunState(out_path, directory=directory)
+    compress = is_gzip(out_path) and not directory
     encoder = PartEncoder(out_fmt, str(state_files.parts), compress)
     file_job = FileJob(job, encoder)
 
@@ -192,7 +257,7 @@ def map_file(
         "input": plan.fingerprint(),
         "function": function_id or function_fingerprint(func, args, kwargs),
         "plan": _plan_key(plan, chunk_rows, by, dtypes, n_workers),
-        "output_format": [out_fmt, compress],
+        "output_format": [out_fmt, compress] + (["directory"] if directory else []),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     mode, reason = _choose_backend(backend, n_workers, plan, timeout)
@@ -206,7 +271,7 @@ def map_file(
     else:
         state_files.start(manifest)
     return _Runner(plan, file_job, opts, state_files, out_path, out_fmt, compress, entries,
-                   mode, reason, blob, n_workers).run()
+                   mode, reason, blob, n_workers, directory).run()
 
 
 def _plan_key(plan: InputPlan, chunk_rows: int | None, by: str | None,
@@ -223,7 +288,8 @@ def _choose_backend(backend: str, workers: int, plan: InputPlan, timeout: float 
         return "process", "worker processes: a timeout needs a process that can be stopped"
     if workers == 1:
         return "serial", "in-process: one CPU available"
-    if plan.n_chunks is not None and plan.n_chunks <= 1:
+    inputs = plan.partition.n_inputs if plan.partition is not None else None
+    if plan.n_chunks is not None and plan.n_chunks <= 1 and (inputs or 0) <= 1:
         return "serial", "in-process: the input is one chunk"
     return "process", f"worker processes: {plan.n_chunks or 'several'} chunks on {workers} workers"
 
@@ -232,7 +298,7 @@ class _Runner:
     def __init__(
         self, plan: InputPlan, job: FileJob, opts: Options, files: RunState, output: Path,
         out_fmt: str, compress: bool, entries: list[dict[str, Any]], mode: str, reason: str,
-        blob: bytes | None, workers: int,
+        blob: bytes | None, workers: int, directory: bool = False,
     ) -> None:
         self.plan = plan
         self.job = job
@@ -244,10 +310,12 @@ class _Runner:
         self.reason = reason
         self.blob = blob
         self.workers = workers
+        self.spill: str | None = None
         old = f"{files.partial}.old"
-        if entries:
+        if entries and not directory:
             os.replace(files.partial, old)
-        self.appender = make_appender(out_fmt, str(files.partial), compress=compress, hint=plan.schema)
+        self.appender = make_appender(out_fmt, str(files.partial), compress=compress, hint=plan.schema,
+                                      directory=directory)
         self.settled = {e["chunk"]: e for e in entries}
         self.recipes: dict[int, Any] = {}
         self.specs: dict[int, ChunkSpec] = {}
@@ -256,15 +324,18 @@ class _Runner:
             # The interrupted output up to its last settled part is copied into
             # a fresh file; the moved-aside one is kept until that succeeded.
             self.appender.restore([e for e in entries if e.get("status") == "ok"], old)
-            os.unlink(old)
+            if not directory:  # a directory is continued where it is
+                os.unlink(old)
 
     # -- the plan as specs, skipping what an interrupted run settled -----------------
     def _all_specs(self) -> Iterator[tuple[ChunkSpec, Any]]:
         for i, recipe in enumerate(self.plan.chunks):
             rows = int(recipe.rows)
             start = recipe.row_start
-            spec = ChunkSpec(i, start, start + rows, first_label=start if rows else None,
-                             last_label=start + rows - 1 if rows else None)
+            # A --by bucket's rows come from all over the file: no label range.
+            labelled = rows and not isinstance(recipe, BucketChunk)
+            spec = ChunkSpec(i, start, start + rows, first_label=start if labelled else None,
+                             last_label=start + rows - 1 if labelled else None)
             yield spec, recipe
 
     def _to_run(self) -> Iterator[ChunkSpec]:
@@ -345,13 +416,18 @@ class _Runner:
         backend: Backend | None = None
         finished = False
         try:
-            specs = self._to_run()
             if self.mode == "dask":
                 # As many chunks at once as the cluster has threads, unless workers= says.
                 backend = make_backend("dask", self.opts.workers or 0, address=self.opts.address)
             else:
-                n_backend = max(1, min(self.workers, self.plan.n_chunks or self.workers))
+                n_chunks = self.plan.n_chunks or self.workers
+                if self.plan.partition is not None:
+                    n_chunks = max(n_chunks, self.plan.partition.n_inputs or self.workers)
+                n_backend = max(1, min(self.workers, n_chunks))
                 backend = make_backend(self.mode, n_backend)
+            if self.plan.partition is not None:
+                self._partition(backend)
+            specs = self._to_run()
             backend.start_job(self.job, self.blob if backend.crosses_processes else None)
             window = WINDOW_PER_WORKER * backend.workers
             ok = True
@@ -390,7 +466,56 @@ class _Runner:
                 # Interrupted (Ctrl-C, a bug): keep the state so --resume can continue.
                 self.appender.close()
                 self.files.close()
+            if self.spill is not None:
+                shutil.rmtree(self.spill, ignore_errors=True)
         return self._result()
+
+    def _partition(self, backend: Backend) -> None:
+        """The ``by`` partition pass: the workers spill the input's rows into buckets."""
+        part = self.plan.partition
+        assert part is not None
+        # Inside the run's state directory: next to the output (same file
+        # system, room for data of the output's size), 0700, and removed with
+        # the state should this process be killed before the finally below.
+        self.spill = tempfile.mkdtemp(prefix="spill-", dir=self.files.dir)
+        n = len(self.plan.chunks)
+        done = frozenset(i for i in range(n) if i in self.settled
+                         or existing_part(self.job.encoder.path_for(i)) is not None)
+        job = PartitionJob(part.partitioner, self.spill, done)
+        backend.start_job(job, cloudpickle.dumps(job) if backend.crosses_processes else None)
+        state = _State(dataclasses.replace(self.opts, errors="raise", timeout=None))
+        recipes: dict[int, Any] = {}
+
+        def specs() -> Iterator[ChunkSpec]:
+            for i, recipe in enumerate(part.inputs):
+                recipes[i] = recipe
+                yield ChunkSpec(i, recipe.row_start, recipe.row_start + int(recipe.rows))
+
+        described: dict[int, str] = {}
+        chunks = drive(backend, specs(), lambda s: recipes[s.index], state,
+                       window=WINDOW_PER_WORKER * backend.workers)
+        try:
+            for rec in chunks:
+                recipe = recipes.pop(rec.spec.index, None)
+                if rec.status != "ok":
+                    described[rec.spec.index] = recipe.describe() if recipe is not None else ""
+                    break
+        finally:
+            chunks.close()
+            backend.end_job()
+        records = sorted(state.records.values(), key=lambda r: (not r.failed, r.spec.index))
+        failed = next((r for r in records if r.status != "ok"), None)
+        if failed is not None:
+            index = failed.spec.index
+            recipe = recipes.get(index)
+            where = described.get(index) or (recipe.describe() if recipe is not None else "")
+            error = failed.error
+            why = f"{error.type_name}: {error.message}" if error is not None else failed.status
+            self.appender.close()
+            self.files.discard()
+            raise PartitionError(f"--by: the partition pass failed on input chunk {index} ({where}): "
+                                 f"{' '.join(str(why).split())}; nothing was computed")
+        self.plan.chunks = [dataclasses.replace(c, spill=self.spill) for c in self.plan.chunks]
 
     def _source(self, spec: ChunkSpec) -> Any:
         return self.recipes[spec.index]

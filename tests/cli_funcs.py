@@ -52,6 +52,39 @@ def per_group(df: pd.DataFrame, key: str = "carrier") -> pd.DataFrame:
     return df.groupby(key, as_index=False, sort=False).agg(n=("distance", "size"), total=("distance", "sum"))
 
 
+def group_rows(df: pd.DataFrame, key: str = "k") -> pd.DataFrame:
+    """Per row: its index label, its group's size and its position in the group.
+
+    Sizes equal to the whole file's show the chunk held whole groups; positions
+    show the rows of a group kept their input order."""
+    g = df.groupby(key, sort=False, dropna=False)["v"]
+    return df.assign(row=df.index, n=g.transform("size"), pos=g.cumcount())
+
+
+def group_summary(df: pd.DataFrame, key: str = "k", sort: bool = False) -> pd.DataFrame:
+    g = df.assign(row=df.index).groupby(key, sort=sort, dropna=False)
+    return g.agg(n=("v", "size"), total=("v", "sum"), first_row=("row", "first"),
+                 last_row=("row", "last")).reset_index()
+
+
+def slow_summary(df: pd.DataFrame, key: str = "k", seconds: float = 0.3) -> pd.DataFrame:
+    time.sleep(seconds)
+    return group_summary(df, key)
+
+
+def summary_until_interrupt(df: pd.DataFrame, key: str = "k", stop: str = "") -> pd.DataFrame:
+    """Ctrl-C on the chunk holding the group ``stop`` unless FP_TEST_GO is set."""
+    if stop and not os.environ.get("FP_TEST_GO") and (df[key] == stop).any():
+        raise KeyboardInterrupt
+    return group_summary(df, key)
+
+
+def fail_on_group(df: pd.DataFrame, key: str = "k", bad: str = "") -> pd.DataFrame:
+    if (df[key] == bad).any():
+        raise ValueError(f"bad group {bad}")
+    return group_summary(df, key)
+
+
 def crash(df: pd.DataFrame) -> pd.DataFrame:
     os._exit(3)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -251,10 +252,219 @@ def test_by_keeps_groups_whole(flights: Path, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(out), whole)
 
 
-def test_by_refuses_scattered_groups(flights: Path, tmp_path: Path) -> None:
-    code, text = invoke("run", flights, "-f", spec("per_group"), "-o", tmp_path / "o.parquet",
-                        "--by", "carrier", "--no-progress")
-    assert code == 2 and "sort the file by carrier" in text
+def test_by_scattered_groups_match_groupby(flights: Path, tmp_path: Path) -> None:
+    # The flights file is in date order: every carrier's rows are all over it.
+    out = tmp_path / "out.parquet"
+    report = tmp_path / "report.csv"
+    code, text = invoke("run", flights, "-f", spec("per_group"), "-o", out, "--by", "carrier",
+                        "--chunk-rows", "2500", "--workers", "2", "--report", report, "--no-progress")
+    assert code == 0, text
+    df = pd.read_parquet(flights)
+    expected = df.groupby("carrier", as_index=False, sort=True).agg(n=("distance", "size"),
+                                                                     total=("distance", "sum"))
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
+    rep = pd.read_csv(report)
+    assert len(rep) > 2 and rep["source"].str.contains("partitioned").all()
+    assert rep["rows"].sum() == len(df)
+    assert sorted(os.listdir(tmp_path)) == ["out.parquet", "report.csv"]  # spill removed
+
+
+def scattered(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Rows of 27 string keys in random order, one key much bigger than a chunk, some missing."""
+    rng = np.random.default_rng(seed)
+    keys = np.array([f"key{i:02d}" for i in range(26)] + ["big"] * 30, dtype=object)[rng.integers(0, 56, n)]
+    keys[rng.random(n) < 0.05] = None
+    return pd.DataFrame({"k": keys, "v": rng.integers(0, 1000, n), "w": rng.random(n)})
+
+
+def expected_rows(whole: pd.DataFrame) -> pd.DataFrame:
+    """group_rows on the whole file, in the documented output order (groupby's, sort=True)."""
+    out = cli_funcs.group_rows(whole).sort_values("k", kind="stable", na_position="last")
+    return out.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kind", ["csv", "csv.gz", "jsonl", "parquet", "arrow"])
+def test_by_every_input_gives_whole_groups_in_groupby_order(tmp_path: Path, kind: str) -> None:
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    if kind == "parquet":
+        path = src_dir / "in.parquet"
+        scattered().to_parquet(path, index=False, row_group_size=700)
+    else:
+        path = _write_input(scattered(), src_dir, kind)
+    out = tmp_path / "out.parquet"
+    code, text = invoke("run", path, "-f", spec("group_rows"), "-o", out, "--by", "k", "--chunk-rows", "400",
+                        "--workers", "2", "--no-progress")
+    assert code == 0, text
+    whole = _read_input(path, kind)
+    got = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(got, expected_rows(whole))
+    # every group whole: its size in the chunk is its size in the file
+    sizes = whole["k"].value_counts(dropna=False)
+    assert (got["n"].to_numpy() == got["k"].map(sizes).fillna(sizes[sizes.index.isna()].sum())).all()
+    assert sorted(os.listdir(tmp_path)) == ["out.parquet", "src"]  # no spill, no state left
+
+
+def test_by_numeric_keys_with_nan_and_a_huge_group(tmp_path: Path) -> None:
+    df = scattered()
+    df["k"] = df["k"].map(lambda s: None if not isinstance(s, str) else (1.5 if s == "big" else float(s[3:])))
+    path = tmp_path / "in.csv"
+    df.to_csv(path, index=False)
+    report = tmp_path / "report.json"
+    code, text = invoke("run", path, "-f", spec("group_summary"), "-o", tmp_path / "out.jsonl", "--by", "k",
+                        "--chunk-rows", "300", "--report", report, "--workers", "2", "--no-progress")
+    assert code == 0, text
+    whole = pd.read_csv(path)
+    expected = roundtrip(cli_funcs.group_summary(whole, sort=True), "jsonl")
+    pd.testing.assert_frame_equal(pd.read_json(tmp_path / "out.jsonl", lines=True), expected)
+    rep = pd.read_json(report)
+    big = int((whole["k"] == 1.5).sum())
+    assert big > 300 and big in rep["rows"].tolist()  # bigger than a chunk, still one chunk
+    assert rep["source"].str.contains("missing").any()
+
+
+def test_by_on_threads_keeps_each_threads_spill_apart(tmp_path: Path) -> None:
+    path = _write_input(scattered(), tmp_path, "jsonl")
+    out = tmp_path / "out.parquet"
+    code, text = invoke("run", path, "-f", spec("group_rows"), "-o", out, "--by", "k", "--chunk-rows", "300",
+                        "--workers", "2", "--backend", "thread", "--no-progress")
+    assert code == 0, text
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected_rows(pd.read_json(path, lines=True)))
+
+
+def test_spill_reader_drops_a_record_cut_short(tmp_path: Path) -> None:
+    from framepar.io.partition import read_pieces
+
+    spill = tmp_path / "w.pkl"
+    with open(spill, "ab") as fh:
+        pickle.dump((0, pd.DataFrame({"a": [1, 2]})), fh, protocol=5)
+        blob = pickle.dumps((1, pd.DataFrame({"a": range(1000)})), protocol=5)
+        fh.write(blob[: len(blob) // 2])  # a worker killed while writing
+    assert [k for k, _ in read_pieces(str(spill))] == [0]
+
+
+def test_by_failed_run_leaves_no_spill(tmp_path: Path) -> None:
+    path = _write_input(scattered(), tmp_path, "csv")
+    code, text = invoke("run", path, "-f", spec("fail_on_group"), "--arg", "bad=key07", "-o",
+                        tmp_path / "out.parquet", "--by", "k", "--chunk-rows", "400", "--workers", "2",
+                        "--no-progress")
+    assert code == 1 and "bad group key07" in text
+    assert os.listdir(tmp_path) == ["in.csv"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_by_unknown_column_exits_2_before_any_work(tmp_path: Path, kind: str) -> None:
+    path = _write_input(scattered(300), tmp_path, kind) if kind != "parquet" else tmp_path / "in.parquet"
+    if kind == "parquet":
+        scattered(300).to_parquet(path, index=False)
+    code, text = invoke("run", path, "-f", spec("crash"), "-o", tmp_path / "out.parquet", "--by", "nope",
+                        "--no-progress")
+    assert code == 2, text
+    assert "--by nope: no such column; the columns are k, v, w" in text
+    assert len(text.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_by_interrupted_run_resumes(tmp_path: Path) -> None:
+    path = _write_input(scattered(), tmp_path, "csv")
+    out = tmp_path / "out.parquet"
+    args = ["run", path, "-f", spec("summary_until_interrupt"), "--arg", "stop=key13", "-o", out,
+            "--by", "k", "--chunk-rows", "400", "--backend", "serial", "--no-progress"]
+    code, text = invoke(*args)
+    assert code == 130 and "--resume" in text
+    state = tmp_path / ".out.parquet.framepar"
+    assert not out.exists() and not list(state.glob("spill-*"))
+    settled = len((state / "done.jsonl").read_text().splitlines())
+    assert settled >= 2
+    report = tmp_path / "report.csv"
+    os.environ["FP_TEST_GO"] = "1"
+    try:
+        code, text = invoke(*args, "--resume", "--report", report)
+    finally:
+        del os.environ["FP_TEST_GO"]
+    assert code == 0, text
+    expected = cli_funcs.group_summary(pd.read_csv(path), sort=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
+    assert int(pd.read_csv(report)["reused"].sum()) == settled
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "out.parquet", "report.csv"]
+    # Another chunk size is another partition: refused.
+    code, text = invoke(*args[:-1], "--chunk-rows", "500", "--resume")
+    assert code == 2 and "nothing to resume" in text
+
+
+def test_inspect_by_shows_the_partition(tmp_path: Path, flights: Path) -> None:
+    path = _write_input(scattered(), tmp_path, "csv")
+    code, text = invoke("inspect", path, "--by", "k", "--chunk-rows", "400", "--workers", "2")
+    assert code == 0, text
+    assert "28 groups, scattered in the file; a first pass will sort the rows" in text
+    assert "k = 'big' (1 group, partitioned)" in text and "'key24' to missing (3 groups" in text
+    sorted_path = tmp_path / "sorted.parquet"
+    pd.read_parquet(flights).sort_values("carrier").to_parquet(sorted_path, row_group_size=2000)
+    code, text = invoke("inspect", sorted_path, "--by", "carrier")
+    assert code == 0 and "each group's rows are together in the file" in text
+    code, text = invoke("inspect", path, "--by", "nope")
+    assert code == 2 and "no such column" in text
+
+
+@pytest.mark.parametrize("how", ["slash", "format"])
+def test_parquet_directory_output(numbers: Path, tmp_path: Path, how: str) -> None:
+    single = tmp_path / "single.parquet"
+    code, text = invoke("run", numbers, "-f", spec("double_x"), "-o", single, *CHUNKS, "--no-progress")
+    assert code == 0, text
+    target = tmp_path / "out"
+    where = [f"{target}/"] if how == "slash" else [target, "--output-format", "parquet-dir"]
+    for _ in range(2):  # the second run replaces the first's directory
+        code, text = invoke("run", numbers, "-f", spec("double_x"), "-o", *where, *CHUNKS, "--workers", "2",
+                            "--no-progress")
+        assert code == 0, text
+    names = os.listdir(target)
+    assert sorted(names) == [f"part-{i:05d}.parquet" for i in range(10)]
+    pd.testing.assert_frame_equal(pd.read_parquet(target), pd.read_parquet(single))
+    assert sorted(os.listdir(tmp_path)) == ["numbers.parquet", "out", "single.parquet"]
+
+
+def test_parquet_directory_output_refusals(numbers: Path, tmp_path: Path) -> None:
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    code, text = invoke("run", numbers, "-f", spec("double_x"), "-o", f"{busy}/", "--no-progress")
+    assert code == 2 and "holds other files (notes.txt)" in text
+    assert os.listdir(busy) == ["notes.txt"]
+    code, text = invoke("run", numbers, "-f", spec("double_x"), "-o", f"{tmp_path}/o/", "--output-format",
+                        "csv", "--no-progress")
+    assert code == 2 and "a directory of Parquet files" in text
+    code, text = invoke("run", numbers, "-f", spec("fail_on_chunk_two"), "-o", f"{tmp_path}/o/", *CHUNKS,
+                        "--no-progress")
+    assert code == 1 and not (tmp_path / "o").exists()
+    assert sorted(os.listdir(tmp_path)) == ["busy", "numbers.parquet"]
+
+
+def test_parquet_directory_output_resumes(numbers: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    funcs = tmp_path / "funcs.py"
+    funcs.write_text(
+        "import os\n"
+        "def f(df):\n"
+        "    if len(df) and df.index[0] == 300 and not os.environ.get('FP_TEST_GO'):\n"
+        "        raise KeyboardInterrupt\n"
+        "    return df.assign(y=df['x'] * 2)\n"
+    )
+    args = ["run", numbers, "-f", f"{funcs}:f", "-o", f"{out}/", *CHUNKS, "--backend", "serial", "--no-progress"]
+    code, _ = invoke(*args)
+    assert code == 130 and not out.exists()
+    partial = tmp_path / ".out.framepar" / "output.partial"
+    assert sorted(os.listdir(partial)) == [f"part-{i:05d}.parquet" for i in range(3)]
+    as_file = [*args[:5], out, "--output-format", "parquet", *args[6:], "--resume"]
+    code, text = invoke(*as_file)  # one file is another output than a directory
+    assert code == 2 and "output format differs" in text
+    os.environ["FP_TEST_GO"] = "1"
+    try:
+        code, text = invoke(*args, "--resume")
+    finally:
+        del os.environ["FP_TEST_GO"]
+    assert code == 0 and "3 reused" in text, text
+    pd.testing.assert_frame_equal(pd.read_parquet(out), cli_funcs.double_x(pd.read_parquet(numbers)))
+    assert sorted(os.listdir(tmp_path)) == ["funcs.py", "numbers.parquet", "out"]
 
 
 def test_result_must_be_a_frame(numbers: Path, tmp_path: Path) -> None:

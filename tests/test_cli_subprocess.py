@@ -172,6 +172,34 @@ def test_sigkill_leaves_no_output_and_resume_completes(tmp_path: Path) -> None:
                                                             "report.csv"]
 
 
+def test_by_csv_to_directory_killed_then_resumed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    keys = np.array([f"g{i}" for i in range(40)], dtype=object)[rng.integers(0, 40, 2400)]
+    keys[rng.random(2400) < 0.03] = None
+    src = tmp_path / "in.csv.gz"
+    pd.DataFrame({"k": keys, "v": rng.integers(0, 100, 2400)}).to_csv(src, index=False)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "framepar", "run", str(src), "-f", f"{FUNCS}:slow_summary", "-o", f"{out}/",
+            "--by", "k", "--chunk-rows", "300", "--workers", "2", "--arg", "seconds=0.25", "--no-progress"]
+    proc = subprocess.Popen(args, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / ".out.framepar"
+    try:
+        _wait_for(lambda: (state / "done.jsonl").exists()
+                  and len((state / "done.jsonl").read_text().splitlines()) >= 2, 60)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.framepar", "in.csv.gz"]
+    done = subprocess.run([*args, "--resume"], env=env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "reused from the interrupted run" in done.stderr
+    expected = cli_funcs.group_summary(pd.read_csv(src), sort=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv.gz", "out"]  # spill and state gone
+
+
 def test_resume_refused_after_input_changed(tmp_path: Path) -> None:
     src = tmp_path / "numbers.parquet"
     pd.DataFrame({"x": np.arange(1000)}).to_parquet(src, index=False, row_group_size=100)

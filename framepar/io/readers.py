@@ -27,6 +27,15 @@ import pandas as pd
 
 from . import text
 from .formats import detect, is_gzip
+from .partition import (
+    KeyScan,
+    PartitionPlan,
+    contiguous_bounds,
+    cut_buckets,
+    key_batches_arrow,
+    key_batches_parquet,
+    key_batches_text,
+)
 
 # Default chunk size: a few chunks per worker for load balance, but no chunk
 # above this many bytes in memory, so that peak memory is set by the chunk
@@ -131,6 +140,7 @@ class InputPlan:
     n_units: int | None
     schema: Any = None  # pyarrow schema of the input where it has one
     bytes_on_disk: int = 0
+    partition: PartitionPlan | None = None  # --by with scattered groups: a pass first
 
     def fingerprint(self) -> list[list[Any]]:
         out = []
@@ -208,38 +218,6 @@ def _ranges_to_units(
     return out
 
 
-def group_bounds(keys: pd.Series, target: int, by: str) -> list[tuple[int, int]]:
-    """Row ranges of about ``target`` rows that never split a group of ``keys``.
-
-    The file must hold each group's rows together (sorted or clustered by
-    ``by``); otherwise streaming would need the whole file at once.
-    """
-    n = len(keys)
-    if n == 0:
-        return [(0, 0)]
-    keys = keys.reset_index(drop=True)
-    change = (keys.shift() != keys).to_numpy(dtype=bool, copy=True)
-    change[0] = True
-    if keys.isna().any():
-        both_na = (keys.isna() & keys.shift().isna()).to_numpy()
-        change &= ~both_na
-    starts = change.nonzero()[0]
-    if len(starts) != keys.nunique(dropna=False):
-        raise InputError(
-            f"--by {by}: the rows of each {by} value are not together in the file; "
-            f"sort the file by {by} first (framepar streams the file, so a group must not be "
-            "spread over it)"
-        )
-    bounds = []
-    a = 0
-    for s in starts[1:]:
-        if s - a >= target:
-            bounds.append((a, int(s)))
-            a = int(s)
-    bounds.append((a, n))
-    return bounds
-
-
 def plan_input(
     path: str,
     *,
@@ -310,11 +288,12 @@ def _plan_parquet(p: Path, workers: int, chunk_rows: int | None, by: str | None)
             nbytes += rg.total_byte_size
     total = sum(sizes)
     target = chunk_rows or default_chunk_rows(total, nbytes / max(total, 1), workers)
+    scan = None
     if by is not None:
         _check_column(by, schema)
-        keys = pd.concat([pq.read_table(f, columns=[by]).column(by).to_pandas() for f in files],
-                         ignore_index=True)
-        grouped = _ranges_to_units(group_bounds(keys, target, by), sizes)
+        scan = _scan(key_batches_parquet(files, by), True)
+    if scan is not None and scan.runs is not None:
+        grouped = _ranges_to_units(contiguous_bounds(scan.runs, total, target), sizes)
     else:
         grouped = _group_units(sizes, target, split=chunk_rows is not None)
     chunks = []
@@ -332,15 +311,37 @@ def _plan_parquet(p: Path, workers: int, chunk_rows: int | None, by: str | None)
                                    None if whole else length))
     if not chunks:
         chunks.append(ParquetChunk(((files[0], ()),), 0, 0))
-    return InputPlan(
+    plan = InputPlan(
         str(p), "parquet", files, total, _columns_of(schema), chunks, len(chunks),
         "row groups", len(units), schema, sum(os.path.getsize(f) for f in files),
     )
+    return _partitioned(plan, scan, by, target)
 
 
-def _check_column(by: str, schema: Any) -> None:
-    if by not in schema.names:
-        raise InputError(f"--by {by}: no such column; the columns are {', '.join(schema.names)}")
+def _check_column(by: str, columns: Any) -> None:
+    names = [str(c) for c in (columns.names if hasattr(columns, "field") else columns)]
+    if by not in names:
+        raise InputError(f"--by {by}: no such column; the columns are {', '.join(names)}")
+
+
+def _scan(batches: Iterator[pd.Series], track_runs: bool) -> KeyScan:
+    scan = KeyScan(track_runs)
+    for keys in batches:
+        scan.add(keys)
+    return scan
+
+
+def _partitioned(plan: InputPlan, scan: KeyScan | None, by: str | None, target: int) -> InputPlan:
+    """The plan of buckets when the groups of ``by`` are scattered (see io.partition)."""
+    if scan is None or by is None or scan.runs is not None or scan.rows == 0:
+        return plan
+    counts = scan.counts()
+    partitioner, buckets = cut_buckets(counts, scan.nulls, target, by)
+    plan.partition = PartitionPlan(partitioner, plan.chunks, plan.n_chunks,
+                                   len(counts) + (1 if scan.nulls else 0))
+    plan.chunks = buckets
+    plan.n_chunks = len(buckets)
+    return plan
 
 
 def _plan_arrow(p: Path, workers: int, chunk_rows: int | None, by: str | None) -> InputPlan:
@@ -361,13 +362,12 @@ def _plan_arrow(p: Path, workers: int, chunk_rows: int | None, by: str | None) -
         nbytes += b.nbytes
     total = sum(sizes)
     target = chunk_rows or default_chunk_rows(total, nbytes / max(total, 1), workers)
+    scan = None
     if by is not None:
         _check_column(by, reader.schema)
-        keys = pa.Table.from_batches(
-            [reader.get_batch(i).select([by]) for i in range(len(sizes))],
-            schema=pa.schema([reader.schema.field(by)]),
-        ).column(by).to_pandas()
-        grouped = _ranges_to_units(group_bounds(keys, target, by), sizes)
+        scan = _scan(key_batches_arrow(str(p), by), True)
+    if scan is not None and scan.runs is not None:
+        grouped = _ranges_to_units(contiguous_bounds(scan.runs, total, target), sizes)
     else:
         grouped = _group_units(sizes, target, split=chunk_rows is not None)
     starts = [0]
@@ -381,21 +381,20 @@ def _plan_arrow(p: Path, workers: int, chunk_rows: int | None, by: str | None) -
                                  0 if whole else off, None if whole else length))
     if not chunks:
         chunks.append(ArrowChunk(str(p), (), 0, 0))
-    return InputPlan(
+    plan = InputPlan(
         str(p), "arrow", [str(p)], total, _columns_of(reader.schema), chunks, len(chunks),
         "record batches", len(sizes), reader.schema, os.path.getsize(p),
     )
+    return _partitioned(plan, scan, by, target)
 
 
 def _plan_text(
     p: Path, kind: str, workers: int, chunk_rows: int | None, by: str | None, dtypes: dict[str, Any]
 ) -> InputPlan:
     path = str(p)
-    if by is not None:
-        raise InputError(
-            f"--by needs a Parquet or Arrow input (row-addressable); convert {p.name} first, "
-            "e.g. pandas.read_csv(...).sort_values(COLUMN).to_parquet(...)"
-        )
+    if by is not None and kind == "csv":
+        # Before the type scan: a wrong name fails at once.
+        _check_column(by, pd.read_csv(path, nrows=0, **text.csv_read_kwargs(path)).columns)
     if kind == "csv":
         names, types, rows = text.infer_csv(path, dtypes)
     else:
@@ -434,5 +433,10 @@ def _plan_text(
         chunks = [text.TextChunk(path, kind, header, header, 0, 0, tuple(names), types,
                                  b"" if gz else None)]
         n_chunks = 1
-    return InputPlan(path, kind, [path], rows, columns, chunks, n_chunks,
+    plan = InputPlan(path, kind, [path], rows, columns, chunks, n_chunks,
                      "bytes", size, None, size)
+    if by is None:
+        return plan
+    _check_column(by, names)
+    # Text has no cheap way to address a group's rows: always partitioned.
+    return _partitioned(plan, _scan(key_batches_text(path, kind, by, types[by]), False), by, target_rows)

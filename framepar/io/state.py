@@ -9,7 +9,12 @@ the output's directory, ``.<output name>.framepar/``:
   the output, or failed), with what is needed to continue after it;
 * ``output.partial``: the output being written, renamed onto the target on
   success (same file system, so the rename is atomic);
-* ``parts/``: the part files workers wrote, waiting for their turn.
+* ``parts/``: the part files workers wrote, waiting for their turn;
+* ``spill-*/``: the rows of a ``by`` run sorted into buckets of whole groups
+  (see io.partition), removed when the run ends however it ends.
+
+A directory output (Parquet files) is built as ``output.partial/`` and
+renamed the same way.
 
 A killed run leaves only this directory, never a file under the target
 name; ``--resume`` continues from it, and a new run without ``--resume``
@@ -30,8 +35,9 @@ class ResumeError(ValueError):
 
 
 class RunState:
-    def __init__(self, output: Path) -> None:
+    def __init__(self, output: Path, directory: bool = False) -> None:
         self.output = output
+        self.directory = directory  # the output is a directory of Parquet files
         self.dir = output.parent / f".{output.name}.framepar"
         self.manifest = self.dir / "manifest.json"
         self.done = self.dir / "done.jsonl"
@@ -48,7 +54,10 @@ class RunState:
         tmp = self.manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(tmp, self.manifest)
-        self.partial.touch()
+        if self.directory:
+            self.partial.mkdir()
+        else:
+            self.partial.touch()
         self._log = open(self.done, "a")  # noqa: SIM115 - closed in close()
 
     def load(self, current: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,6 +79,8 @@ class RunState:
         for key, why in checks:
             if old.get(key) != current_json.get(key):
                 raise ResumeError(f"cannot resume: {why}; run again without --resume to start over")
+        for stale in self.dir.glob("spill-*"):  # a --by pass of a killed run
+            shutil.rmtree(stale, ignore_errors=True)
         entries = []
         if self.done.exists():
             with open(self.done) as fh:
@@ -93,6 +104,10 @@ class RunState:
     def commit(self) -> None:
         """The output is complete: move it onto the target name, drop the state."""
         self.close()
+        if self.directory and self.output.is_dir():
+            # An earlier output directory (checked to hold only part files):
+            # moved into the state directory, which goes next.
+            os.replace(self.output, self.dir / "previous")
         os.replace(self.partial, self.output)
         self.discard()
 

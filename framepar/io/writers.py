@@ -466,7 +466,64 @@ class ArrowAppender(ColumnarAppender):
             self.sink.close()
 
 
-def make_appender(fmt: str, path: str, *, compress: bool, hint: Any) -> Appender:
+class ParquetDirAppender(ColumnarAppender):
+    """A directory of Parquet files: each part is moved in as ``part-NNNNN.parquet``
+    (NNNNN the chunk's index, so name order is input order), cast to the first
+    part's schema like the single-file output so pandas reads the directory back
+    as one frame."""
+
+    def __init__(self, path: str, hint: Any = None) -> None:
+        super().__init__(path, hint)
+        os.makedirs(path, exist_ok=True)
+        self._chunk = 0
+
+    def _dest(self) -> str:
+        return os.path.join(self.path, f"part-{self._chunk:05d}.parquet")
+
+    def _schema_of(self, part: str) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(part)
+
+    def _read(self, part: str) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(part)
+
+    def _append(self, chunk: int, info: PartInfo) -> tuple[int, dict[str, Any] | None, str | None]:
+        self._chunk = chunk
+        return super()._append(chunk, info)
+
+    def _append_native(self, part: str) -> dict[str, Any]:
+        os.replace(part, self._dest())
+        return {"file": os.path.basename(self._dest())}
+
+    def _append_table(self, table: Any, part: str) -> dict[str, Any]:
+        tmp = self._dest() + ".tmp"
+        write_parquet(table, tmp)
+        os.replace(tmp, self._dest())
+        return {"file": os.path.basename(self._dest())}
+
+    def restore(self, entries: list[dict[str, Any]], old: str) -> None:
+        import pyarrow.parquet as pq
+
+        keep = {e["file"] for e in entries if "file" in e}
+        for name in os.listdir(self.path):
+            if name not in keep:  # moved in after the last logged entry, or a temp file
+                os.unlink(os.path.join(self.path, name))
+        if keep:
+            self.target = pq.read_schema(os.path.join(self.path, min(keep)))
+
+    def finish(self) -> None:
+        if not os.listdir(self.path):
+            import pyarrow as pa
+
+            write_parquet(pa.table({}), os.path.join(self.path, "part-00000.parquet"))
+
+
+def make_appender(fmt: str, path: str, *, compress: bool, hint: Any, directory: bool = False) -> Appender:
+    if directory:
+        return ParquetDirAppender(path, hint)
     if fmt == "parquet":
         return ParquetAppender(path, hint)
     if fmt == "arrow":
