@@ -559,11 +559,29 @@ class ParallelGroupBy:
 
     def rolling(self, window: int, **kwargs: Any) -> GroupWindow:
         """``df.groupby(...)[col].rolling(window, ...)``; its ``apply`` runs in parallel."""
+        self._check_window()
         return GroupWindow(self, "rolling", {"window": window, **kwargs})
 
     def expanding(self, min_periods: int = 1, **kwargs: Any) -> GroupWindow:
         """``df.groupby(...)[col].expanding(...)``; its ``apply`` runs in parallel."""
+        self._check_window()
         return GroupWindow(self, "expanding", {"min_periods": min_periods, **kwargs})
+
+    def _check_window(self) -> None:
+        keys = self._spec.keys
+        if keys is not None and any(isinstance(c, groupkeys.Carried) and c.binned for c in keys.chunk_items):
+            # pandas labels such windows inconsistently (pandas 2 raises when a time
+            # is missing, pandas 3 mislabels rows): nothing reliable to equal.
+            raise InvalidArgumentError(
+                "group-wise rolling/expanding over pd.Grouper(freq=...) keys is not supported; "
+                "group by the bin as a column (e.g. df[col].dt.floor(freq)) instead"
+            )
+        if keys is not None and keys.unobserved is not None:
+            # pandas fails on the empty groups of unobserved categories.
+            raise InvalidArgumentError(
+                "group-wise rolling/expanding with a categorical key and observed=False is not "
+                "supported (pandas fails on empty categories); pass observed=True"
+            )
 
     def __repr__(self) -> str:
         return f"<framepar.ParallelGroupBy by={self._spec.by!r} selection={self._spec.selection!r}>"
@@ -597,6 +615,8 @@ def make_groupby(
     data: pd.DataFrame, by: Any, level: Any, as_index: bool, sort: bool, group_keys: bool,
     observed: Any, dropna: bool, options: dict[str, Any],
 ) -> ParallelGroupBy:
+    # pandas sorts the rows by time before binning them: so do its groups and results.
+    data = groupkeys.time_sorted(data, by)
     keys = groupkeys.resolve(data, by, level, sort=sort, dropna=dropna, observed=observed)
     if keys.freq is not None:
         # Time bins come sorted and without missing times whatever is asked;

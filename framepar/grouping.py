@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import groupkeys
 from .exceptions import InvalidArgumentError
 from .planning import ChunkSpec
 
@@ -84,6 +85,7 @@ def layout(
     if by is None and level is None:
         raise InvalidArgumentError("by= needs column name(s), index level(s) or keys to group on")
     try:
+        by = groupkeys.bin_keys(data, by)
         gb = data.groupby(by=by, level=level, sort=sort, dropna=False, observed=True)
         ids_series = gb.ngroup()
         keys = gb.size().index

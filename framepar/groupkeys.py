@@ -47,6 +47,7 @@ class Carried:
     dtype: Any
     column: Hashable | None = None
     dates: pd.Index | None = field(default=None, compare=False)
+    binned: bool = False  # a pd.Grouper(freq=...) key's time bins
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class Keys:
     columns: pd.Index | None = None
     unobserved: Unobserved | None = None
     freq: Carried | None = None  # one time-bin key: results list its empty bins
+
+    @property
+    def chunk_items(self) -> list[Any]:
+        return [] if self.by is None else self.by if isinstance(self.by, list) else [self.by]
 
     def carry(self, data: pd.DataFrame) -> pd.DataFrame:
         """``data`` with the carried values as extra columns (a shallow copy)."""
@@ -122,7 +127,7 @@ def resolve(
     freq: Carried | None = None
     for item in items:
         if isinstance(item, pd.Grouper) and getattr(item, "freq", None) is not None:
-            key, values, parent = _time_bins(data, item, slot=len(carried), single=len(items) == 1,
+            key, values, parent = _time_bins(data, item, slot=len(carried), single=not is_list,
                                              sort=sort)
             freq = key if key.dates is not None else freq
         elif _is_array_key(item) and not _is_column(data, item):
@@ -233,10 +238,10 @@ def _time_bins(
     if single:
         labels = data.groupby(grouper, sort=sort).size().index  # pandas' own label index
         values: Any = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(bins))
-        carried = Carried(slot, key_name, values.dtype, column=grouper.key, dates=labels)
+        carried = Carried(slot, key_name, values.dtype, column=grouper.key, dates=labels, binned=True)
     else:
         values = _take_bins(bins, codes).array
-        carried = Carried(slot, key_name, values.dtype, column=grouper.key)
+        carried = Carried(slot, key_name, values.dtype, column=grouper.key, binned=True)
     parent = pd.Series(_take_bins(bins, codes), index=data.index, name=key_name)
     return carried, values, parent
 
@@ -246,25 +251,56 @@ def _take_bins(bins: pd.Index, codes: np.ndarray) -> pd.Index:
     return bins.take(codes, allow_fill=True, fill_value=pd.NaT)  # type: ignore[arg-type]
 
 
-def _level_name(data: pd.DataFrame, level: Any) -> Hashable:
+def _level_name(data: pd.DataFrame | pd.Series, level: Any) -> Hashable:
     if level is None:
         return data.index.name
     return data.index.names[level] if isinstance(level, int) else level
 
 
-def _bin_codes(data: pd.DataFrame, grouper: pd.Grouper) -> tuple[np.ndarray, pd.Index]:
+def time_sorted(data: pd.DataFrame, by: Any) -> pd.DataFrame:
+    """The input as pandas groups it on one ``pd.Grouper(freq=...)`` key: sorted
+    by time (stable, missing times first) unless it already is."""
+    # (a list of keys goes another way in pandas: rows stay in input order)
+    if not isinstance(by, pd.Grouper) or getattr(by, "freq", None) is None:
+        return data
+    times = _times(data, by)
+    if times.is_monotonic_increasing:
+        return data
+    return data.iloc[times.array.argsort(kind="mergesort", na_position="first")]
+
+
+def _times(data: pd.DataFrame | pd.Series, grouper: pd.Grouper) -> pd.Index:
+    if grouper.key is not None:
+        return pd.Index(pd.DataFrame(data)[grouper.key])
+    level: Any = grouper.level
+    return data.index if level is None else data.index.get_level_values(level)
+
+
+def bin_keys(data: pd.DataFrame | pd.Series, by: Any) -> Any:
+    """``by`` with every ``pd.Grouper(freq=...)`` replaced by its rows' bin
+    labels: pandas' own group numbers of such a key need not follow the rows
+    of an unsorted input with missing times."""
+    items = by if isinstance(by, list) else [by]
+    if not any(isinstance(i, pd.Grouper) and getattr(i, "freq", None) is not None for i in items):
+        return by
+    out = []
+    for item in items:
+        if isinstance(item, pd.Grouper) and getattr(item, "freq", None) is not None:
+            codes, bins = _bin_codes(data, item)
+            name = item.key if item.key is not None else _level_name(data, item.level)
+            item = pd.Series(_take_bins(bins, codes), index=data.index, name=name)
+        out.append(item)
+    return out if isinstance(by, list) else out[0]
+
+
+def _bin_codes(data: pd.DataFrame | pd.Series, grouper: pd.Grouper) -> tuple[np.ndarray, pd.Index]:
     """The bin of each row (-1 where the time is missing) and all the bins.
 
     pandas is asked on the rows in time order without missing times, where
     its group numbers follow the rows (on unsorted input they need not).
     """
-    if grouper.key is not None:
-        frame = data[[grouper.key]]
-        times = pd.Index(frame.iloc[:, 0])
-    else:
-        frame = data.iloc[:, :0]
-        level: Any = grouper.level
-        times = data.index if level is None else data.index.get_level_values(level)
+    frame = pd.DataFrame(data)[[grouper.key]] if grouper.key is not None else pd.DataFrame(index=data.index)
+    times = _times(data, grouper)
     if not isinstance(times, pd.DatetimeIndex | pd.TimedeltaIndex | pd.PeriodIndex):
         raise InvalidArgumentTypeError(
             f"pd.Grouper(freq=...) needs datetimes, got {times.dtype} for {grouper!r}"
