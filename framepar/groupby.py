@@ -106,7 +106,8 @@ class GroupSpec:
                 values = values.astype(item.dates.dtype)
             elif unobserved is not None and unobserved.target == item:
                 values = groupkeys.restrict(values, unobserved.owned)
-            if item.column is not None and not shows_keys and (PANDAS_3 or self.as_index):
+            lone_bins = item.dates is not None and not PANDAS_3 and not self.as_index
+            if item.column is not None and not shows_keys and not lone_bins:
                 # Stands in for the column, so pandas treats the key as that column.
                 frame = frame.copy(deep=False)
                 frame[item.column] = values
@@ -114,8 +115,8 @@ class GroupSpec:
             else:
                 out.append(values)
                 if item.column is not None and not shows_keys:
-                    # pandas 2 leaves a time-bin key out of as_index=False results
-                    # but still excludes its column.
+                    # pandas 2 leaves a lone time-bin key out of as_index=False
+                    # results but still excludes its column.
                     excluded.append(item.column)
         if unobserved is not None and not isinstance(unobserved.target, groupkeys.Carried):
             frame = frame.copy(deep=False)
@@ -543,7 +544,21 @@ class ParallelGroupBy:
         if not callable(func):
             raise InvalidArgumentError(f"func must be callable, got {func!r}")
         extra = {"include_groups": kwargs.pop("include_groups")} if "include_groups" in kwargs else {}
+        self._check_apply(extra)
         return self._run("apply", func, args, kwargs, extra, self._assembler().apply)
+
+    def _check_apply(self, extra: dict[str, Any]) -> None:
+        s = self._spec
+        if PANDAS_3 or s.as_index or s.keys is None or not extra.get("include_groups", True):
+            return
+        if any(isinstance(c, groupkeys.Carried) and c.binned and c.column is not None and c.dates is None
+               for c in s.keys.chunk_items):
+            # Groups must show the times, the result their bins: one column cannot do both.
+            raise InvalidArgumentError(
+                "with pandas 2, apply(include_groups=True) with as_index=False and a "
+                "pd.Grouper(key=..., freq=...) among several keys is not supported; pass "
+                "include_groups=False or as_index=True"
+            )
 
     def transform(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """``df.groupby(...).transform(func, *args, **kwargs)``, in input row order."""

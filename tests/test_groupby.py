@@ -20,6 +20,7 @@ from pandas_frames import assert_same, assert_twin, frames
 
 import framepar
 from framepar import grouping
+from framepar.groupby import PANDAS_3
 
 FRAMES = frames()
 GROUPED = ["numeric", "strings", "nan", "categorical", "datetime", "multiindex", "messy_index", "empty"]
@@ -366,7 +367,8 @@ def _times() -> pd.DataFrame:
                                                     unit="h")
     df = pd.DataFrame({"t": t, "a": rng.integers(0, 50, 19), "x": list("pq" * 9 + "p")},
                       index=pd.date_range("2023-12-01", periods=19, freq="13h"))
-    df.loc[df.index[4], "t"] = pd.NaT
+    if PANDAS_3:  # pandas 2 mislabels groups when a time is missing: nothing to equal there
+        df.loc[df.index[4], "t"] = pd.NaT
     return df
 
 
@@ -386,7 +388,12 @@ def test_time_bins_match_pandas(key: str, plan: dict) -> None:
     if plan["backend"] == "process" and key not in ("key_day", "with_column"):
         pytest.skip("worker processes: two keys are enough")
     df = _times()
-    _twin_calls(df, {"by": TIME_KEYS[key]}, plan, [c for c in KEY_CALLS if c != "rolling"])
+    calls = [c for c in KEY_CALLS if c != "rolling"]
+    if key == "with_column" and not PANDAS_3:
+        with pytest.raises(ValueError, match="include_groups"):
+            df.framepar.groupby(TIME_KEYS[key], as_index=False).apply(len, **plan)
+        calls = [c for c in calls if not c.startswith("apply")]
+    _twin_calls(df, {"by": TIME_KEYS[key]}, plan, calls)
     f = APPLY_FUNCS["like_indexed"]
     assert_twin(lambda: df.groupby(TIME_KEYS[key], group_keys=False).apply(f),
                 lambda: df.framepar.groupby(TIME_KEYS[key], group_keys=False).apply(f, **plan))
