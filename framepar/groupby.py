@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import grouping
+from . import grouping, groupkeys
 from .collect import concat_results
 from .exceptions import FrameparError, InvalidArgumentError
 from .methods import concat_inferred, pop_options, restore_order, run_chunks
@@ -57,16 +57,85 @@ class GroupSpec:
     dropna: bool
     observed: Any  # None: pandas' default
     selection: tuple[Any, ...] = ()
+    keys: groupkeys.Keys | None = None  # keys the chunks carry (see groupkeys)
 
-    def groupby(self, chunk: pd.DataFrame) -> Any:
+    def regroup(self, chunk: pd.DataFrame, method: str, extra: dict[str, Any]) -> Any:
+        """The groupby of the chunk's own columns on its keys (carried ones taken off)."""
+        frame, by, excluded = self._chunk_keys(chunk, method, extra)
+        gb = self.groupby(frame, by)
+        if excluded and not self.selection:
+            gb = gb[[c for c in frame.columns if c not in excluded]]
+        return gb
+
+    def groupby(self, frame: pd.DataFrame, by: Any) -> Any:
         kwargs: dict[str, Any] = dict(
-            by=self.by, level=self.level, as_index=self.as_index, sort=self.sort,
+            by=by, level=self.level, as_index=self.as_index, sort=self.sort,
             group_keys=self.group_keys, dropna=self.dropna,
         )
         if self.observed is not None:
             kwargs["observed"] = self.observed
-        gb = chunk.groupby(**kwargs)
+        gb = frame.groupby(**kwargs)
         return gb[self.selection[0]] if self.selection else gb
+
+    def _chunk_keys(
+        self, chunk: pd.DataFrame, method: str, extra: dict[str, Any],
+    ) -> tuple[pd.DataFrame, Any, list[Any]]:
+        keys = self.keys
+        if keys is None:
+            return chunk, self.by, []
+        frame, carried = keys.split(chunk)
+        unobserved = keys.unobserved
+        # Empty groups only show in apply and agg results; for row-aligned
+        # methods a time-bin key is its plain bin labels.
+        lists_empty = method in ("apply", "agg")
+        # pandas 2's apply(include_groups=True) shows the key column itself.
+        shows_keys = method == "apply" and extra.get("include_groups", not PANDAS_3)
+        items = self.by if isinstance(self.by, list) else [self.by]
+        out: list[Any] = []
+        excluded: list[Any] = []
+        for item in items:
+            if not isinstance(item, groupkeys.Carried):
+                out.append(item)
+                continue
+            values = carried[item.slot]
+            if values.dtype != item.dtype:
+                values = values.astype(item.dtype)
+            values = values.set_axis(frame.index, axis=0)
+            values.name = item.name
+            if item.dates is not None and not lists_empty:
+                values = values.astype(item.dates.dtype)
+            elif unobserved is not None and unobserved.target == item:
+                values = groupkeys.restrict(values, unobserved.owned)
+            lone_bins = item.dates is not None and not PANDAS_3 and not self.as_index
+            if item.column is not None and not shows_keys and not lone_bins:
+                # Stands in for the column, so pandas treats the key as that column.
+                frame = frame.copy(deep=False)
+                frame[item.column] = values
+                out.append(item.column)
+            else:
+                out.append(values)
+                if item.column is not None and not shows_keys:
+                    # pandas 2 leaves a lone time-bin key out of as_index=False
+                    # results but still excludes its column.
+                    excluded.append(item.column)
+        if unobserved is not None and not isinstance(unobserved.target, groupkeys.Carried):
+            frame = frame.copy(deep=False)
+            frame[unobserved.target] = groupkeys.restrict(frame[unobserved.target], unobserved.owned)
+        return frame, out if isinstance(self.by, list) else out[0], excluded
+
+    def finish(self, out: Any) -> Any:
+        """Key levels and columns back to the whole input's dtype (a chunk's
+        categorical keys hold only its own categories)."""
+        keys = self.keys
+        if keys is None or keys.unobserved is None:
+            return out
+        target = keys.unobserved.target
+        if isinstance(target, groupkeys.Carried):
+            dtype = target.dates.dtype if target.dates is not None else keys.unobserved.dtype
+            names = [target.name, target.column]
+        else:
+            dtype, names = keys.unobserved.dtype, [target]
+        return _retype_keys(out, names, dtype, keys.unobserved.dtype)
 
     @property
     def series_groupby(self) -> bool:
@@ -136,23 +205,56 @@ def group_chunk(
     chunk: pd.DataFrame, spec: GroupSpec, method: str, func: Any, args: tuple[Any, ...],
     kwargs: dict[str, Any], extra: dict[str, Any],
 ) -> tuple[Any, ApplyMeta | None]:
-    gb = spec.groupby(chunk)
+    gb = spec.regroup(chunk, method, extra)
     if gb.ngroups == 0 and len(chunk):
         # Only rows whose key is missing (dropna=True): no group to run, and
         # some pandas methods fail on such a frame; the empty frame is safe.
-        chunk = chunk.iloc[:0]
-        gb = spec.groupby(chunk)
+        gb = spec.regroup(chunk.iloc[:0], method, extra)
     if method == "apply":
         tracker = _Tracker(func, args, kwargs)
         out = gb.apply(tracker, **extra)
         tracker.meta.ngroups = gb.ngroups
-        return out, tracker.meta
+        return spec.finish(out), tracker.meta
     if method == "transform":
         return gb.transform(func, *args, **kwargs), None
     if method == "agg":
-        return gb.agg(func, *args, **kwargs), None
+        return spec.finish(gb.agg(func, *args, **kwargs)), None
     window = getattr(gb, method)(**extra)  # rolling / expanding
-    return window.apply(func, **kwargs), None
+    return spec.finish(window.apply(func, **kwargs)), None
+
+
+def _retype_keys(out: Any, names: list[Any], dtype: Any, full: pd.CategoricalDtype) -> Any:
+    """Key levels / columns (called ``names``, or of a chunk's categorical of
+    ``full``'s categories) cast to ``dtype``."""
+    if not isinstance(out, (pd.Series, pd.DataFrame)):
+        return out
+
+    def is_key(name: Any, kind: Any) -> bool:
+        if not isinstance(kind, pd.CategoricalDtype) or kind == dtype:
+            return False
+        # Unnamed keys reach as_index=False results as "index"/"level_0" columns.
+        return name in names or bool(kind.categories.isin(full.categories).all()
+                                     and kind.categories.dtype == full.categories.dtype)
+
+    def fix(ix: pd.Index) -> pd.Index:
+        return ix.astype(dtype) if is_key(ix.name, ix.dtype) else ix
+
+    index = out.index
+    if isinstance(index, pd.MultiIndex):
+        levels = [fix(lv) for lv in index.levels]
+        if any(a is not b for a, b in zip(levels, index.levels, strict=True)):
+            new = pd.MultiIndex(levels=levels, codes=index.codes, names=index.names,  # type: ignore[arg-type]
+                                verify_integrity=False)
+            out = out.set_axis(new, axis=0)
+    elif fix(index) is not index:
+        out = out.set_axis(fix(index), axis=0)
+    if isinstance(out, pd.DataFrame) and out.columns.is_unique:
+        cols = [c for c in out.columns if is_key(c, out[c].dtype)]
+        if cols:
+            out = out.copy(deep=False)
+            for c in cols:
+                out[c] = out[c].astype(dtype)
+    return out
 
 
 # -- putting chunk results together -------------------------------------------------
@@ -166,6 +268,7 @@ class _Assembler:
         self.spec = spec
         self.groups = groups
         self._na: np.ndarray | None = None
+        self.parent_by = spec.keys.parent_by if spec.keys is not None else spec.by
 
     def kept_rows(self, out: Any, rows: np.ndarray) -> np.ndarray:
         """A chunk's input rows that appear in a like-indexed result (rows with a
@@ -174,7 +277,7 @@ class _Assembler:
             return rows
         if self._na is None:
             s = self.spec
-            ids = self.data.groupby(by=s.by, level=s.level, sort=s.sort, dropna=True,
+            ids = self.data.groupby(by=self.parent_by, level=s.level, sort=s.sort, dropna=True,
                                     observed=True).ngroup()
             self._na = ids.isna().to_numpy()
         kept = rows[~self._na[rows]]
@@ -208,11 +311,13 @@ class _Assembler:
 
     def apply(self, parts: list[tuple[Any, ApplyMeta]], specs: list[ChunkSpec]) -> Any:
         if len(parts) == 1 and len(specs[0].rows) == len(self.data):
-            return parts[0][0]  # one chunk of every row: pandas' own answer
-        result = self._apply(parts, specs)
+            return self.bin_labels(parts[0][0])  # one chunk of every row: pandas' own answer
+        result = self.bin_labels(self._apply(parts, specs))
         keys = self.groups.keys
-        if not PANDAS_3 and isinstance(keys, pd.CategoricalIndex) and isinstance(result.index, pd.MultiIndex):
-            # pandas 2 stacks per-group results with the observed categories only.
+        if (not PANDAS_3 and self.spec.observed and isinstance(keys, pd.CategoricalIndex)
+                and isinstance(result.index, pd.MultiIndex)):
+            # pandas 2 stacks per-group results with the observed categories only
+            # (with observed=True).
             keys = keys.remove_unused_categories()
         return _categorical_levels(result, [o for o, _ in parts], keys)
 
@@ -282,9 +387,19 @@ class _Assembler:
     def agg(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
         outs = [o for o, _ in parts]
         if len(parts) == 1 and len(specs[0].rows) == len(self.data):
-            return outs[0]
+            return self.bin_labels(outs[0])
         result = _categorical_levels(concat_results(outs), outs, self.groups.keys)
-        return result if self.spec.as_index else _renumber(result)
+        return self.bin_labels(result) if self.spec.as_index else _renumber(result)
+
+    def bin_labels(self, result: Any) -> Any:
+        """A time-bin key's labels as pandas' own index object (its ``freq``)."""
+        keys = self.spec.keys
+        dates = keys.freq.dates if keys is not None and keys.freq is not None else None
+        if dates is None or not isinstance(result, (pd.Series, pd.DataFrame)):
+            return result
+        if not isinstance(result.index, pd.MultiIndex) and result.index.equals(dates):
+            return result.set_axis(dates, axis=0)
+        return result
 
     def window(self, parts: list[tuple[Any, None]], specs: list[ChunkSpec]) -> Any:
         outs = [o for o, _ in parts]
@@ -403,7 +518,8 @@ class ParallelGroupBy:
     def _layout(self) -> grouping.Groups:
         if self._groups is None:
             s = self._spec
-            self._groups = grouping.layout(self._data, s.by, level=s.level, sort=s.sort)
+            by = s.keys.parent_by if s.keys is not None else s.by
+            self._groups = grouping.layout(self._data, by, level=s.level, sort=s.sort)
         return self._groups
 
     def _run(
@@ -412,8 +528,10 @@ class ParallelGroupBy:
     ) -> Any:
         options = {**self._options, **pop_options(kwargs)}
         groups = self._layout()
+        keys = self._spec.keys
+        data = keys.carry(self._data) if keys is not None else self._data
         return run_chunks(
-            self._data, group_chunk, (self._spec, method, func, args, kwargs, extra), options,
+            data, group_chunk, (self._spec, method, func, args, kwargs, extra), options,
             assemble=assemble, by=groups,
         )
 
@@ -426,7 +544,21 @@ class ParallelGroupBy:
         if not callable(func):
             raise InvalidArgumentError(f"func must be callable, got {func!r}")
         extra = {"include_groups": kwargs.pop("include_groups")} if "include_groups" in kwargs else {}
+        self._check_apply(extra)
         return self._run("apply", func, args, kwargs, extra, self._assembler().apply)
+
+    def _check_apply(self, extra: dict[str, Any]) -> None:
+        s = self._spec
+        if PANDAS_3 or s.as_index or s.keys is None or not extra.get("include_groups", True):
+            return
+        if any(isinstance(c, groupkeys.Carried) and c.binned and c.column is not None and c.dates is None
+               for c in s.keys.chunk_items):
+            # Groups must show the times, the result their bins: one column cannot do both.
+            raise InvalidArgumentError(
+                "with pandas 2, apply(include_groups=True) with as_index=False and a "
+                "pd.Grouper(key=..., freq=...) among several keys is not supported; pass "
+                "include_groups=False or as_index=True"
+            )
 
     def transform(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         """``df.groupby(...).transform(func, *args, **kwargs)``, in input row order."""
@@ -442,11 +574,29 @@ class ParallelGroupBy:
 
     def rolling(self, window: int, **kwargs: Any) -> GroupWindow:
         """``df.groupby(...)[col].rolling(window, ...)``; its ``apply`` runs in parallel."""
+        self._check_window()
         return GroupWindow(self, "rolling", {"window": window, **kwargs})
 
     def expanding(self, min_periods: int = 1, **kwargs: Any) -> GroupWindow:
         """``df.groupby(...)[col].expanding(...)``; its ``apply`` runs in parallel."""
+        self._check_window()
         return GroupWindow(self, "expanding", {"min_periods": min_periods, **kwargs})
+
+    def _check_window(self) -> None:
+        keys = self._spec.keys
+        if keys is not None and any(isinstance(c, groupkeys.Carried) and c.binned for c in keys.chunk_items):
+            # pandas labels such windows inconsistently (pandas 2 raises when a time
+            # is missing, pandas 3 mislabels rows): nothing reliable to equal.
+            raise InvalidArgumentError(
+                "group-wise rolling/expanding over pd.Grouper(freq=...) keys is not supported; "
+                "group by the bin as a column (e.g. df[col].dt.floor(freq)) instead"
+            )
+        if keys is not None and keys.unobserved is not None:
+            # pandas fails on the empty groups of unobserved categories.
+            raise InvalidArgumentError(
+                "group-wise rolling/expanding with a categorical key and observed=False is not "
+                "supported (pandas fails on empty categories); pass observed=True"
+            )
 
     def __repr__(self) -> str:
         return f"<framepar.ParallelGroupBy by={self._spec.by!r} selection={self._spec.selection!r}>"
@@ -480,29 +630,18 @@ def make_groupby(
     data: pd.DataFrame, by: Any, level: Any, as_index: bool, sort: bool, group_keys: bool,
     observed: Any, dropna: bool, options: dict[str, Any],
 ) -> ParallelGroupBy:
-    grouping.check_column_keys(data, by, level)
-    spec = GroupSpec(by=by, level=level, as_index=as_index, sort=sort, group_keys=group_keys,
-                     dropna=dropna, observed=observed)
-    _check_observed(data, spec)
+    # pandas sorts the rows by time before binning them: so do its groups and results.
+    data = groupkeys.time_sorted(data, by)
+    keys = groupkeys.resolve(data, by, level, sort=sort, dropna=dropna, observed=observed)
+    if keys.freq is not None:
+        # Time bins come sorted and without missing times whatever is asked;
+        # a chunk lists its empty bins as unobserved categories.
+        sort, dropna, observed = True, True, False
+    elif keys.unobserved is not None:
+        observed = False
+    spec = GroupSpec(by=keys.by, level=level, as_index=as_index, sort=sort, group_keys=group_keys,
+                     dropna=dropna, observed=observed, keys=keys)
     return ParallelGroupBy(data, spec, options)
-
-
-def _check_observed(data: pd.DataFrame, spec: GroupSpec) -> None:
-    """Categorical keys with ``observed=False`` give every chunk every category."""
-    observed = spec.observed if spec.observed is not None else PANDAS_3
-    if observed:
-        return
-    items = spec.by if isinstance(spec.by, list) else [spec.by]
-    for item in items:
-        try:
-            dtype = data[item].dtype if item in data.columns else data.index.get_level_values(item).dtype
-        except (KeyError, TypeError, IndexError):
-            continue
-        if isinstance(dtype, pd.CategoricalDtype):
-            raise InvalidArgumentError(
-                f"groupby key {item!r} is categorical: pass observed=True (pandas 3's default); "
-                "with observed=False every chunk would list every category"
-            )
 
 
 __all__ = ["GroupResultMismatchError", "GroupSpec", "GroupWindow", "ParallelGroupBy"]

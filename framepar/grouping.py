@@ -12,14 +12,14 @@ group exactly as the whole-frame call would.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from . import groupkeys
+from .exceptions import InvalidArgumentError
 from .planning import ChunkSpec
 
 
@@ -85,6 +85,7 @@ def layout(
     if by is None and level is None:
         raise InvalidArgumentError("by= needs column name(s), index level(s) or keys to group on")
     try:
+        by = groupkeys.bin_keys(data, by)
         gb = data.groupby(by=by, level=level, sort=sort, dropna=False, observed=True)
         ids_series = gb.ngroup()
         keys = gb.size().index
@@ -102,34 +103,3 @@ def layout(
     sizes = np.bincount(ids, minlength=len(keys)) if len(ids) else np.zeros(len(keys), np.int64)
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return Groups(ids=ids, order=order, bounds=bounds, keys=keys)
-
-
-def check_column_keys(data: pd.DataFrame | pd.Series, by: Any, level: Any) -> None:
-    """Keys a chunk can regroup on by itself: column or index level names,
-    functions of the index, or ``pd.Grouper(key=/level=)`` without ``freq``.
-
-    Arrays and Series are positional or aligned to the whole input; a chunk
-    holds only some rows, so they must become a column first.
-    """
-    if by is None:
-        if level is None:
-            raise InvalidArgumentError("groupby needs by= or level=")
-        return
-    items = by if isinstance(by, list) else [by]
-    for item in items:
-        if isinstance(item, pd.Grouper):
-            if getattr(item, "freq", None) is not None:
-                raise InvalidArgumentError(
-                    "pd.Grouper(freq=...) bins depend on the whole input's time span; "
-                    "add the bin as a column (e.g. df[col].dt.floor(freq)) and group by it"
-                )
-            continue
-        if callable(item):
-            continue
-        if isinstance(item, (pd.Series, pd.Index, np.ndarray, list)):
-            raise InvalidArgumentTypeError(
-                f"groupby keys given as {type(item).__name__} cannot follow rows into chunks; "
-                "add them to the frame as a column (df.assign(key=...)) and group by its name"
-            )
-        if not isinstance(item, Hashable):
-            raise InvalidArgumentTypeError(f"cannot group by {item!r}")
