@@ -151,6 +151,22 @@ class ApplyMeta:
     mutated: bool = False  # some result not indexed like its group
     same_index: bool = True  # all Series results share one index
     series_index: Any = None
+    # Series indexes still to compare with ``series_index``: compared only when
+    # pandas' own result cannot tell (see :meth:`settle`), as comparing every
+    # group's index costs as much as a cheap function.
+    unchecked: list[Any] = field(default_factory=list)
+
+    def settle(self, out: Any, frame_groupby: bool) -> None:
+        """Decide ``same_index`` once the chunk's apply is done."""
+        if self.unchecked:
+            if frame_groupby and self.kind == "series" and isinstance(out, pd.DataFrame):
+                # DataFrameGroupBy turns Series results into columns only when
+                # all their indexes are the same (all_indexes_same).
+                self.same_index = True
+            else:
+                first = self.series_index
+                self.same_index = all(i is first or i.equals(first) for i in self.unchecked)
+        self.unchecked = []
 
 
 @dataclass(eq=False)  # hashable: pandas 2 looks functions up in a dict
@@ -175,8 +191,8 @@ class _Tracker:
         if isinstance(res, pd.Series):
             if m.series_index is None:
                 m.series_index = res.index
-            elif m.same_index and not res.index.equals(m.series_index):
-                m.same_index = False
+            else:
+                m.unchecked.append(res.index)
         return res
 
 
@@ -214,6 +230,7 @@ def group_chunk(
         tracker = _Tracker(func, args, kwargs)
         out = gb.apply(tracker, **extra)
         tracker.meta.ngroups = gb.ngroups
+        tracker.meta.settle(out, isinstance(gb, pd.api.typing.DataFrameGroupBy))
         return spec.finish(out), tracker.meta
     if method == "transform":
         return gb.transform(func, *args, **kwargs), None
