@@ -313,8 +313,7 @@ class _Assembler:
         """pandas' own way back to input order when the index has duplicates
         (GH 14776): from the results in group order, take the rows of each
         distinct label in turn."""
-        in_groups = [o.take(np.argsort(self.groups.ids[k], kind="stable")) for o, k in zip(outs, kept, strict=True)]
-        result = concat_results(in_groups)
+        result = concat_results([self._chunk_in_group_order(o, k) for o, k in zip(outs, kept, strict=True)])
         where = np.sort(np.concatenate(kept)) if kept else np.empty(0, np.int64)
         ax = self.data.index[where] if len(where) != len(self.data) else self.data.index
         if result.index.equals(ax):
@@ -322,9 +321,25 @@ class _Assembler:
         indexer, _ = result.index.get_indexer_non_unique(pd.unique(ax))
         return result.take(indexer)
 
+    def _chunk_in_group_order(self, out: Any, kept: np.ndarray) -> Any:
+        """A chunk's like-indexed result put back in group order.
+
+        pandas returned it in the chunk's input order, except that with
+        duplicated labels it took each distinct label's rows in group order
+        (the same GH 14776 rule, applied to the chunk): undo exactly that.
+        """
+        order = np.argsort(self.groups.ids[kept], kind="stable")
+        ax = self.data.index[kept]
+        if not ax.has_duplicates:
+            return out.take(order)
+        in_groups = ax.take(order)
+        if in_groups.equals(ax):
+            return out  # pandas kept the group order as it was
+        indexer, _ = in_groups.get_indexer_non_unique(pd.unique(ax))
+        return out.take(np.argsort(indexer))
+
     def in_group_order(self, out: Any, rows: np.ndarray) -> Any:
-        kept = self.kept_rows(out, rows)
-        return out.take(np.argsort(self.groups.ids[kept], kind="stable"))
+        return self._chunk_in_group_order(out, self.kept_rows(out, rows))
 
     def apply(self, parts: list[tuple[Any, ApplyMeta]], specs: list[ChunkSpec]) -> Any:
         if len(parts) == 1 and len(specs[0].rows) == len(self.data):

@@ -358,8 +358,6 @@ def test_array_keys_match_pandas(frame: str, key: str, plan: dict) -> None:
         pytest.skip("every key with four rows per chunk; a few with the other chunkings")
     _twin_calls(df, {"by": _array_keys(df)[key]}, plan)
     by = _array_keys(df)[key]
-    if frame == "messy_index" and key.startswith("mixed"):
-        return  # two keys, duplicate labels, like-indexed results: a known gap, columns alike
     f = APPLY_FUNCS["like_indexed"]
     assert_twin(lambda: df.groupby(by, group_keys=False).apply(f),
                 lambda: df.framepar.groupby(by, group_keys=False).apply(f, **plan))
@@ -475,3 +473,17 @@ def test_map_chunks_by_arrays_and_time_bins() -> None:
     for spec in run.chunks:  # each chunk holds whole days
         assert bins.iloc[spec.rows].nunique(dropna=False) == 1
     assert sorted(np.concatenate([s.rows for s in run.chunks]).tolist()) == list(range(len(df)))
+
+
+@pytest.mark.parametrize("plan", KEY_PLANS)
+@pytest.mark.parametrize("by", [["k", "a"], ["a", "k"]], ids=["k-a", "a-k"])
+def test_two_keys_with_duplicate_labels_keep_pandas_row_order(by: list, plan: dict) -> None:
+    # pandas takes each duplicated label's rows in group order (GH 14776);
+    # every chunk did the same on its own rows, which the parent must undo.
+    df = FRAMES["messy_index"]
+    assert df.index.has_duplicates
+    for name in ("like_indexed", "none_for_some"):
+        f = APPLY_FUNCS[name]
+        assert_twin(lambda f=f: df.groupby(by, group_keys=False).apply(f),
+                    lambda f=f: df.framepar.groupby(by, group_keys=False).apply(f, **plan))
+

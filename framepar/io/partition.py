@@ -233,7 +233,8 @@ def read_spill(path: str) -> pd.DataFrame:
 
 
 def _write_spill(frame: pd.DataFrame, path: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # Unique per process and thread: workers of a thread backend share a pid.
+    tmp = f"{path}.{os.getpid()}-{threading.get_ident()}.tmp"
     with open(tmp, "wb") as fh:
         pickle.dump(frame, fh, protocol=5)
     os.replace(tmp, path)
