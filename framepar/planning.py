@@ -90,7 +90,7 @@ def split_guided(n_rows: int, workers: int, *, offset: int = 0) -> list[tuple[in
     if workers <= 1:
         return split_even(n_rows, default_chunk_count(n_rows, workers), offset=offset)
     floor = max(MIN_ROWS_PER_CHUNK, math.ceil(n_rows / (4 * CHUNKS_PER_WORKER * workers)))
-    ranges = []
+    ranges: list[tuple[int, int]] = []
     start, left = offset, n_rows
     while left > 0:
         size = math.ceil(left / (2 * workers))
