@@ -15,10 +15,11 @@ rows would have in the whole file read by pandas.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,55 @@ def _columns_of(schema: Any) -> dict[str, str]:
     return {name: str(t) for name, t in zip(schema.names, schema.types, strict=True)}
 
 
+@dataclass(frozen=True)
+class _UnitSlice:
+    """Rows of consecutive storage units (row groups, record batches) forming one chunk:
+    units ``[first, last)``, sliced to ``[offset, offset + length)`` unless whole
+    (``length`` is None)."""
+
+    first: int
+    last: int
+    row_start: int
+    rows: int
+    offset: int
+    length: int | None
+
+
+def _slice_units(
+    sizes: list[int],
+    nbytes: int,
+    *,
+    workers: int,
+    chunk_rows: int | None,
+    by: str | None,
+    schema: Any,
+    key_batches: Callable[[str], Iterator[pd.Series]],
+) -> tuple[int, KeyScan | None, list[_UnitSlice]]:
+    """Cut a file of units holding ``sizes`` rows into chunks: the target
+    chunk size, the key scan (with ``by``) and the chunks' unit slices.
+
+    With ``by``, groups found together in the file are cut between groups;
+    scattered ones are left to :func:`_partitioned` (the scan says which).
+    """
+    total = sum(sizes)
+    target = chunk_rows or default_chunk_rows(total, nbytes / max(total, 1), workers)
+    scan = None
+    if by is not None:
+        _check_column(by, schema)
+        scan = _scan(key_batches(by), True)
+    if scan is not None and scan.runs is not None:
+        grouped = _ranges_to_units(contiguous_bounds(scan.runs, total, target), sizes)
+    else:
+        grouped = _group_units(sizes, target, split=chunk_rows is not None)
+    starts = list(itertools.accumulate(sizes, initial=0))
+    slices = []
+    for i, j, off, length in grouped:
+        whole = length == -1 or (off == 0 and length == starts[j] - starts[i])
+        slices.append(_UnitSlice(i, j, starts[i] + off, starts[j] - starts[i] if whole else length,
+                                 0 if whole else off, None if whole else length))
+    return target, scan, slices
+
+
 def _plan_parquet(p: Path, workers: int, chunk_rows: int | None, by: str | None) -> InputPlan:
     import pyarrow.parquet as pq
 
@@ -286,33 +336,21 @@ def _plan_parquet(p: Path, workers: int, chunk_rows: int | None, by: str | None)
             units.append((f, g))
             sizes.append(rg.num_rows)
             nbytes += rg.total_byte_size
-    total = sum(sizes)
-    target = chunk_rows or default_chunk_rows(total, nbytes / max(total, 1), workers)
-    scan = None
-    if by is not None:
-        _check_column(by, schema)
-        scan = _scan(key_batches_parquet(files, by), True)
-    if scan is not None and scan.runs is not None:
-        grouped = _ranges_to_units(contiguous_bounds(scan.runs, total, target), sizes)
-    else:
-        grouped = _group_units(sizes, target, split=chunk_rows is not None)
+    target, scan, slices = _slice_units(
+        sizes, nbytes, workers=workers, chunk_rows=chunk_rows, by=by, schema=schema,
+        key_batches=lambda key: key_batches_parquet(files, key),
+    )
     chunks = []
-    starts = [0]
-    for s in sizes:
-        starts.append(starts[-1] + s)
-    for i, j, off, length in grouped:
+    for sl in slices:
         picked: dict[str, list[int]] = {}
-        for f, g in units[i:j]:
+        for f, g in units[sl.first:sl.last]:
             picked.setdefault(f, []).append(g)
         pieces = tuple((f, tuple(gs)) for f, gs in picked.items()) or ((files[0], ()),)
-        whole = length == -1 or (off == 0 and length == starts[j] - starts[i])
-        rows = starts[j] - starts[i] if whole else length
-        chunks.append(ParquetChunk(pieces, starts[i] + off, rows, 0 if whole else off,
-                                   None if whole else length))
+        chunks.append(ParquetChunk(pieces, sl.row_start, sl.rows, sl.offset, sl.length))
     if not chunks:
         chunks.append(ParquetChunk(((files[0], ()),), 0, 0))
     plan = InputPlan(
-        str(p), "parquet", files, total, _columns_of(schema), chunks, len(chunks),
+        str(p), "parquet", files, sum(sizes), _columns_of(schema), chunks, len(chunks),
         "row groups", len(units), schema, sum(os.path.getsize(f) for f in files),
     )
     return _partitioned(plan, scan, by, target)
@@ -360,29 +398,16 @@ def _plan_arrow(p: Path, workers: int, chunk_rows: int | None, by: str | None) -
         b = reader.get_batch(i)
         sizes.append(b.num_rows)
         nbytes += b.nbytes
-    total = sum(sizes)
-    target = chunk_rows or default_chunk_rows(total, nbytes / max(total, 1), workers)
-    scan = None
-    if by is not None:
-        _check_column(by, reader.schema)
-        scan = _scan(key_batches_arrow(str(p), by), True)
-    if scan is not None and scan.runs is not None:
-        grouped = _ranges_to_units(contiguous_bounds(scan.runs, total, target), sizes)
-    else:
-        grouped = _group_units(sizes, target, split=chunk_rows is not None)
-    starts = [0]
-    for s in sizes:
-        starts.append(starts[-1] + s)
-    chunks = []
-    for i, j, off, length in grouped:
-        whole = length == -1 or (off == 0 and length == starts[j] - starts[i])
-        rows = starts[j] - starts[i] if whole else length
-        chunks.append(ArrowChunk(str(p), tuple(range(i, j)), starts[i] + off, rows,
-                                 0 if whole else off, None if whole else length))
+    target, scan, slices = _slice_units(
+        sizes, nbytes, workers=workers, chunk_rows=chunk_rows, by=by, schema=reader.schema,
+        key_batches=lambda key: key_batches_arrow(str(p), key),
+    )
+    chunks = [ArrowChunk(str(p), tuple(range(sl.first, sl.last)), sl.row_start, sl.rows, sl.offset, sl.length)
+              for sl in slices]
     if not chunks:
         chunks.append(ArrowChunk(str(p), (), 0, 0))
     plan = InputPlan(
-        str(p), "arrow", [str(p)], total, _columns_of(reader.schema), chunks, len(chunks),
+        str(p), "arrow", [str(p)], sum(sizes), _columns_of(reader.schema), chunks, len(chunks),
         "record batches", len(sizes), reader.schema, os.path.getsize(p),
     )
     return _partitioned(plan, scan, by, target)
