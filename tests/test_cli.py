@@ -6,11 +6,13 @@ same file read whole.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
 import pickle
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import cli_funcs
@@ -365,6 +367,28 @@ def test_by_unknown_column_exits_2_before_any_work(tmp_path: Path, kind: str) ->
     assert os.listdir(tmp_path) == [path.name]
 
 
+def _interrupting_funcs(tmp_path: Path) -> Path:
+    """A module whose ``f`` stops the run (as Ctrl-C would) at row 300, until ``_going()``."""
+    funcs = tmp_path / "funcs.py"
+    funcs.write_text(
+        "import os\n"
+        "def f(df):\n"
+        "    if len(df) and df.index[0] == 300 and not os.environ.get('FP_TEST_GO'):\n"
+        "        raise KeyboardInterrupt\n"
+        "    return df.assign(y=df['x'] * 2)\n"
+    )
+    return funcs
+
+
+@contextlib.contextmanager
+def _going() -> Iterator[None]:
+    """Let the functions that stop a first run (``FP_TEST_GO``) run through."""
+    os.environ["FP_TEST_GO"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["FP_TEST_GO"]
+
 def test_by_interrupted_run_resumes(tmp_path: Path) -> None:
     path = _write_input(scattered(), tmp_path, "csv")
     out = tmp_path / "out.parquet"
@@ -377,11 +401,8 @@ def test_by_interrupted_run_resumes(tmp_path: Path) -> None:
     settled = len((state / "done.jsonl").read_text().splitlines())
     assert settled >= 2
     report = tmp_path / "report.csv"
-    os.environ["FP_TEST_GO"] = "1"
-    try:
+    with _going():
         code, text = invoke(*args, "--resume", "--report", report)
-    finally:
-        del os.environ["FP_TEST_GO"]
     assert code == 0, text
     expected = cli_funcs.group_summary(pd.read_csv(path), sort=True)
     pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
@@ -441,14 +462,7 @@ def test_parquet_directory_output_refusals(numbers: Path, tmp_path: Path) -> Non
 
 def test_parquet_directory_output_resumes(numbers: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    funcs = tmp_path / "funcs.py"
-    funcs.write_text(
-        "import os\n"
-        "def f(df):\n"
-        "    if len(df) and df.index[0] == 300 and not os.environ.get('FP_TEST_GO'):\n"
-        "        raise KeyboardInterrupt\n"
-        "    return df.assign(y=df['x'] * 2)\n"
-    )
+    funcs = _interrupting_funcs(tmp_path)
     args = ["run", numbers, "-f", f"{funcs}:f", "-o", f"{out}/", *CHUNKS, "--backend", "serial", "--no-progress"]
     code, _ = invoke(*args)
     assert code == 130 and not out.exists()
@@ -457,11 +471,8 @@ def test_parquet_directory_output_resumes(numbers: Path, tmp_path: Path) -> None
     as_file = [*args[:5], out, "--output-format", "parquet", *args[6:], "--resume"]
     code, text = invoke(*as_file)  # one file is another output than a directory
     assert code == 2 and "output format differs" in text
-    os.environ["FP_TEST_GO"] = "1"
-    try:
+    with _going():
         code, text = invoke(*args, "--resume")
-    finally:
-        del os.environ["FP_TEST_GO"]
     assert code == 0 and "3 reused" in text, text
     pd.testing.assert_frame_equal(pd.read_parquet(out), cli_funcs.double_x(pd.read_parquet(numbers)))
     assert sorted(os.listdir(tmp_path)) == ["funcs.py", "numbers.parquet", "out"]
@@ -556,24 +567,14 @@ def test_interrupted_run_resumes_only_missing_chunks(numbers: Path, tmp_path: Pa
 @pytest.mark.parametrize("suffix", ["parquet", "arrow", "csv", "jsonl"])
 def test_resume_completes_with_reused_chunks(numbers: Path, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"out.{suffix}"
-    funcs = tmp_path / "funcs.py"
-    funcs.write_text(
-        "import os\n"
-        "def f(df):\n"
-        "    if len(df) and df.index[0] == 300 and not os.environ.get('FP_TEST_GO'):\n"
-        "        raise KeyboardInterrupt\n"
-        "    return df.assign(y=df['x'] * 2)\n"
-    )
+    funcs = _interrupting_funcs(tmp_path)
     code, _ = invoke("run", numbers, "-f", f"{funcs}:f", "-o", out, "--backend", "serial", "--no-progress",
                      *CHUNKS)
     assert code == 130 and not out.exists()
-    os.environ["FP_TEST_GO"] = "1"
-    try:
-        report = tmp_path / "r.csv"
+    report = tmp_path / "r.csv"
+    with _going():
         code, text = invoke("run", numbers, "-f", f"{funcs}:f", "-o", out, "--resume", "--report",
                             report, "--backend", "serial", "--no-progress", *CHUNKS)
-    finally:
-        del os.environ["FP_TEST_GO"]
     assert code == 0, text
     rep = pd.read_csv(report)
     assert rep["reused"].tolist() == [True] * 3 + [False] * 7
