@@ -19,7 +19,6 @@ import faulthandler
 import os
 import re
 import signal
-import struct
 import sys
 import tempfile
 import threading
@@ -30,6 +29,8 @@ from typing import Any
 
 import pandas as pd
 import psutil
+
+from framepar.backends._worker import HEADER
 
 SHM_DIR = "/dev/shm"
 
@@ -67,14 +68,17 @@ def _die(how: str) -> None:
     if how == "segv":
         faulthandler.disable()  # pytest's handler would print a dump in the test output
         ctypes.string_at(0)  # a real segmentation fault
-    if how == "half-reply":
+    if how in ("half-reply", "stall-reply"):
         # Write the start of a reply on the worker's pipe (a length header
-        # promising a megabyte, then a few bytes) and die: what a worker
-        # killed in the middle of sending a large result leaves behind.
+        # promising a megabyte, then a few bytes) and die, or stop there for
+        # good: what a worker killed, or frozen, in the middle of sending a
+        # large result leaves behind.
         import multiprocessing
 
         conn = multiprocessing.current_process()._args[0]  # type: ignore[attr-defined]
-        os.write(conn.fileno(), struct.pack("!i", 1 << 20) + b"\x80\x05partial")
+        os.write(conn.fileno(), HEADER.pack(1 << 20) + b"\x80\x05partial")
+        if how == "stall-reply":
+            _spin()
         os._exit(5)
     raise AssertionError(f"unknown way to die: {how}")
 
@@ -111,7 +115,7 @@ def scripted(
     """``transform(chunk)``, unless the plan says this chunk must fail.
 
     Behaviours: ``exit3``, ``sigkill``, ``segv``, ``half-reply`` (the worker
-    dies), ``raise`` (ValueError), ``spin`` (hangs, ignoring SIGTERM),
+    dies), ``stall-reply`` (hangs half-way through its reply), ``raise`` (ValueError), ``spin`` (hangs, ignoring SIGTERM),
     ``needs-args``, ``sysexit``, ``custom-base``, ``unpicklable-result``;
     ``flaky-<behaviour>`` fails that way on the first attempt only;
     ``slow`` sleeps ``pause`` again; ``partner@X`` runs for half a second and
@@ -139,7 +143,7 @@ def scripted(
         if n_call > 1:
             return transform(chunk)
         how = how[len("flaky-"):]
-    if how in ("exit3", "sigkill", "segv", "half-reply"):
+    if how in ("exit3", "sigkill", "segv", "half-reply", "stall-reply"):
         _die(how)
     if how == "raise":
         raise ValueError(f"bad row {label}")

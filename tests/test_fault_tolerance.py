@@ -307,6 +307,31 @@ def test_4_timeout_kills_only_the_stuck_chunks(runner: Runner) -> None:
     assert elapsed < timeout + 3 * _pool_start_seconds(runner.start_method) + 3.0
 
 
+def test_4_worker_stalled_half_way_through_its_reply_is_timed_out(runner: Runner) -> None:
+    """A worker that stops in the middle of writing its result blocks nothing:
+    the other worker's chunks keep coming back, and once no byte has arrived
+    for the timeout the stalled one is killed."""
+    df = fh.make_frame(40)
+    timeout = 1.0
+    plan = {labels_of(df, 20, 4)[0]: "stall-reply"}
+    t0 = time.monotonic()
+    run = runner.run(df, fh.scripted, plan, n_chunks=20, errors="collect", timeout=timeout)
+    elapsed = time.monotonic() - t0
+
+    r = row(run, 4)
+    assert r["status"] == "timeout"
+    assert "half-way through sending" in r["error_message"] and "killed" in r["error_message"]
+    assert timeout <= r["seconds"] < timeout + 1.5
+    assert_good_chunks(run, df, [4], 20)
+    # Chunks after 4 ran while its worker was stuck, on the other one.
+    rep = run.report
+    during = rep[(rep["chunk"] > 4) & (rep["started_at"] < r["started_at"] + r["seconds"])]
+    stalled = fh.worker_pids(rep[rep["chunk"] == 4])
+    assert len(during) > 0 and not fh.worker_pids(during) & stalled
+    assert not fh.wait_gone(stalled, 1)
+    assert elapsed < timeout + 3 * _pool_start_seconds(runner.start_method) + 3.0
+
+
 # -- 5. what cannot cross back, and BaseExceptions -------------------------------------------
 
 

@@ -9,6 +9,11 @@ Protocol (one duplex pipe per worker; every message is a pickled tuple)::
                        ("ok", key, value, seconds, started)
                        ("error", key, (type_name, message, traceback, exc_blob), seconds, started)
 
+The parent writes with ``Connection.send_bytes``. The worker writes its
+replies itself, each as an 8-byte big-endian length and then the pickle
+(:func:`send`), so that the parent can read a reply piece by piece as it
+arrives and never blocks on one that stops half-way.
+
 A worker runs one task at a time, so the parent always knows which chunk a
 dead worker was running. Workers ignore SIGINT (the parent owns Ctrl-C and
 stops them) and exit on their own when the parent process disappears.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import time
@@ -30,6 +36,9 @@ from typing import Any
 INHERITED: dict[str, Any] = {}
 
 PARENT_POLL_SECONDS = 0.5
+
+# Frame header of a worker's reply: the length of the pickle that follows.
+HEADER = struct.Struct("!Q")
 
 
 def main(conn: Any, parent_pid: int) -> None:
@@ -55,7 +64,7 @@ def main(conn: Any, parent_pid: int) -> None:
             blobs[message[1]] = message[2]
         elif kind == "task":
             _, key, job_id, payload_blob, acknowledge = message
-            conn.send_bytes(_run_task(jobs, blobs, job_id, key, payload_blob, conn if acknowledge else None))
+            send(conn.fileno(), _run_task(jobs, blobs, job_id, key, payload_blob, conn if acknowledge else None))
 
 
 def _run_task(
@@ -72,7 +81,7 @@ def _run_task(
         if ack is not None:
             # The parent starts the chunk's timeout clock now, not while this
             # process was still starting up and importing.
-            ack.send_bytes(pickle.dumps(("started", key)))
+            send(ack.fileno(), pickle.dumps(("started", key)))
             started = time.time()
             t0 = time.perf_counter()
         value = job(pickle.loads(payload_blob))
@@ -88,6 +97,18 @@ def _run_task(
         )
         wrapped.__cause__ = exc
         return _error_reply(key, wrapped, seconds, started)
+
+
+def send(fd: int, data: bytes) -> None:
+    """Write one reply: its length, then its bytes (without copying them)."""
+    parts = [memoryview(HEADER.pack(len(data))), memoryview(data)]
+    while parts:
+        written = os.writev(fd, parts)
+        while parts and written >= len(parts[0]):
+            written -= len(parts[0])
+            parts.pop(0)
+        if written:
+            parts[0] = parts[0][written:]
 
 
 class ResultNotPicklable(TypeError):

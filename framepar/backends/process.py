@@ -21,6 +21,10 @@ How each failure is handled:
 * the worker dies while running a task (exit code, signal, or in the middle
   of writing its reply): the read ends with EOF, the sentinel fires, the task
   is ``crashed`` with the exit code or signal name;
+* a reply is read piece by piece as it arrives (:class:`_Inbox`), so a worker
+  that stops half-way through writing one blocks nothing: the other workers'
+  replies and every deadline are still served, and with a timeout the stalled
+  worker is killed once no byte has come for that long;
 * the worker dies while idle (for example killed by the OOM killer between
   chunks): the next send fails, the worker is replaced and the task re-sent
   to the new one; the task is not blamed;
@@ -73,10 +77,52 @@ def default_start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
+class _Inbox:
+    """One worker's replies, read as the bytes arrive (see ``_worker.send``).
+
+    :meth:`pump` is called when the pipe is readable and reads only what is
+    there, so it never waits for the rest of a reply that may never come.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.head = b""
+        self.body: bytearray | None = None
+        self.got = 0
+
+    @property
+    def mid_reply(self) -> bool:
+        return bool(self.head) or self.body is not None
+
+    def pump(self) -> bytearray | None:
+        """Read what has arrived; a whole reply once it is complete.
+
+        Raises ``EOFError`` when the worker's end is closed.
+        """
+        if self.body is None:
+            data = os.read(self.fd, _worker.HEADER.size - len(self.head))
+            if not data:
+                raise EOFError
+            self.head += data
+            if len(self.head) < _worker.HEADER.size:
+                return None
+            (size,) = _worker.HEADER.unpack(self.head)
+            self.head, self.body, self.got = b"", bytearray(size), 0
+        elif (n := os.readv(self.fd, [memoryview(self.body)[self.got:]])) == 0:
+            raise EOFError
+        else:
+            self.got += n
+        if self.got < len(self.body):
+            return None
+        body, self.body = self.body, None
+        return body
+
+
 @dataclass
 class _Worker:
     process: Any
     conn: Any
+    inbox: _Inbox
     key: int | None = None
     deadline: float | None = None
     timeout: float | None = None
@@ -147,7 +193,7 @@ class ProcessBackend(Backend):
         with _sigint_shielded(self.start_method):
             process.start()
         child_conn.close()
-        worker = _Worker(process, parent_conn, pid=process.pid or 0)
+        worker = _Worker(process, parent_conn, _Inbox(parent_conn.fileno()), pid=process.pid or 0)
         self._slots[slot] = worker
         return worker
 
@@ -220,6 +266,15 @@ class ProcessBackend(Backend):
             known, self._ready = self._ready, []
             return known
         self._reap_retired()
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # A pass may only read part of a reply; wait on for a whole one.
+            outcomes = self._wait_once(None if end is None else max(0.0, end - time.monotonic()))
+            busy = any(w is not None and w.key is not None for w in self._slots)
+            if outcomes or not busy or (end is not None and time.monotonic() >= end):
+                return outcomes
+
+    def _wait_once(self, timeout: float | None) -> list[Outcome]:
         busy = [(i, w) for i, w in enumerate(self._slots) if w is not None and w.key is not None]
         if not busy:
             return []
@@ -249,13 +304,18 @@ class ProcessBackend(Backend):
             try:
                 if not worker.conn.poll():
                     if worker.process.is_alive():
-                        return None  # spurious wake-up, or only an acknowledgement
+                        return None  # nothing (more) yet, or only an acknowledgement
                     return self._crashed(slot, worker)
-                raw = worker.conn.recv_bytes()
+                raw = worker.inbox.pump()
             except (EOFError, OSError):
                 # The worker's end closed, possibly half-way through a reply:
                 # it is dead or dying.
                 return self._crashed(slot, worker)
+            if raw is None:
+                if worker.timeout is not None and worker.acknowledged:
+                    # The reply is coming: the timeout now bounds a stall in it.
+                    worker.deadline = time.monotonic() + worker.timeout
+                continue
             try:
                 message = pickle.loads(raw)
             except BaseException as exc:
@@ -293,7 +353,12 @@ class ProcessBackend(Backend):
         seconds = now - worker.started_at
         key = worker.key
         self._kill(slot, worker)
-        if worker.acknowledged or worker.timeout is None:
+        if worker.inbox.mid_reply:
+            message = (
+                f"the worker ({worker.label}) stopped half-way through sending the chunk's result "
+                f"and sent nothing more for the timeout ({worker.timeout} s); it was killed"
+            )
+        elif worker.acknowledged or worker.timeout is None:
             message = f"chunk ran past the timeout ({worker.timeout} s); its worker ({worker.label}) was killed"
         else:
             message = (
