@@ -182,6 +182,36 @@ def test_1_exit_code_crash_fails_only_its_chunk(runner: Runner, tmp_path: Path) 
     assert "failing_labels" not in run.report.columns  # only with locate=True
 
 
+UNGUARDED_SCRIPT = """
+import framepar
+import pandas as pd
+
+# No `if __name__ == "__main__":` guard: a spawned worker imports this file
+# and so calls framepar again while it is still starting.
+run = framepar.run(pd.DataFrame({"a": range(10)}), lambda c: c, backend="process", workers=1,
+                   start_method="spawn", errors="collect", progress=False)
+print("STATUS", run.report["status"].tolist())
+print("MESSAGE", run.report["error_message"].iloc[0])
+"""
+
+
+def test_1_worker_dying_while_starting_says_so_and_why(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(framepar.__file__).resolve().parents[1]),
+                                         env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                          timeout=90)
+    out = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert proc.returncode == 0 and out.get("STATUS") == "['crashed']", (proc.stdout, proc.stderr)
+    message = out["MESSAGE"]
+    assert "exited with code 1 while starting, before it could run this chunk" in message
+    assert 'if __name__ == "__main__":' in message and "'spawn'" in message
+    # The worker's own error, on stderr, is multiprocessing's explanation.
+    assert "bootstrapping phase" in proc.stderr
+
+
 # -- 2. SIGKILL and segfault ---------------------------------------------------------
 
 

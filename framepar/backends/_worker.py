@@ -5,7 +5,8 @@ Protocol (one duplex pipe per worker; every message is a pickled tuple)::
     parent -> worker   ("job", job_id, cloudpickled_job)    once per run and worker
                        ("task", key, job_id, pickled_payload, acknowledge)
                        ("stop",)
-    worker -> parent   ("started", key)                        if acknowledge, once the job is loaded
+    worker -> parent   ("ready",)                              once, when this loop starts
+                       ("started", key)                        if acknowledge, once the job is loaded
                        ("ok", key, value, seconds, started)
                        ("error", key, (type_name, message, traceback, exc_blob), seconds, started)
 
@@ -47,6 +48,9 @@ def main(conn: Any, parent_pid: int) -> None:
     # before the line above; from here on it is ignored, so unblock it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _watch_parent(parent_pid)
+    # Tells the parent that start-up is over: a worker that dies before this
+    # died starting (under spawn, importing the main script), not on a chunk.
+    send(conn.fileno(), pickle.dumps(("ready",)))
     jobs: dict[int, Any] = {}
     blobs: dict[int, bytes] = {}
     while True:

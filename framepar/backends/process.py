@@ -127,6 +127,7 @@ class _Worker:
     deadline: float | None = None
     timeout: float | None = None
     acknowledged: bool = False
+    ready: bool = False  # its loop has started (see _worker.main)
     started_at: float = 0.0
     tasks_done: int = 0
     jobs: set[int] = field(default_factory=set)
@@ -323,6 +324,9 @@ class ProcessBackend(Backend):
                 info.message = f"the chunk's result could not be unpickled in the parent: {info.message}"
                 outcome = Outcome(key, "error", error=info, worker=worker.label)
                 break
+            if message[0] == "ready":
+                worker.ready = True
+                continue
             if message[0] == "started":
                 worker.acknowledged = True
                 worker.started_at = time.monotonic()
@@ -346,7 +350,9 @@ class ProcessBackend(Backend):
         # Still alive after its pipe closed (it closed the pipe itself?): it can
         # no longer be talked to, so it goes.
         code = self._kill(slot, worker)
-        return Outcome(key, "crashed", error=_crash_info(worker.label, code), seconds=seconds, worker=worker.label)
+        starting = None if worker.ready else self.start_method
+        info = _crash_info(worker.label, code, starting=starting)
+        return Outcome(key, "crashed", error=info, seconds=seconds, worker=worker.label)
 
     def _time_out(self, slot: int, worker: _Worker, now: float) -> Outcome:
         assert worker.key is not None
@@ -492,7 +498,9 @@ def _outcome_from_message(message: tuple[Any, ...], label: str) -> Outcome:
     return Outcome(key, "error", error=info, seconds=seconds, worker=label, started=started)
 
 
-def _crash_info(label: str, code: int | None, *, idle: bool = False) -> ErrorInfo:
+def _crash_info(label: str, code: int | None, *, idle: bool = False, starting: str | None = None) -> ErrorInfo:
+    """What a dead worker's chunk reports; ``starting``: the start method of a
+    worker that died before its loop began."""
     if code is None:
         how = "stopped responding"
     elif code < 0:
@@ -504,7 +512,15 @@ def _crash_info(label: str, code: int | None, *, idle: bool = False) -> ErrorInf
     else:
         how = f"exited with code {code}"
     when = "before it could receive this chunk (twice)" if idle else "while running this chunk"
+    if starting is not None:
+        when = "while starting, before it could run this chunk"
     message = f"the worker process ({label}) {how} {when}"
+    if starting is not None and starting != "fork":
+        message += (
+            f"; a worker started with {starting!r} first imports the main script, so a script that "
+            'runs framepar at import time needs that code under `if __name__ == "__main__":` '
+            "(the worker's own error is on stderr)"
+        )
     info = ErrorInfo("framepar.WorkerCrashedError", message, message)
     info.exit_code = code
     return info
