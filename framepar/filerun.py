@@ -484,6 +484,9 @@ class _Runner:
         job = PartitionJob(part.partitioner, self.spill, done)
         backend.start_job(job, cloudpickle.dumps(job) if backend.crosses_processes else None)
         state = _State(dataclasses.replace(self.opts, errors="raise", timeout=None))
+        # A pass over the whole input: worth its own bar on a big file.
+        state.progress = Progress(self.plan.rows or 0, part.n_inputs or 0, self.opts.progress,
+                                  desc="framepar: partitioning")
         recipes: dict[int, Any] = {}
 
         def specs() -> Iterator[ChunkSpec]:
@@ -503,6 +506,7 @@ class _Runner:
         finally:
             chunks.close()
             backend.end_job()
+            state.progress.close()
         records = sorted(state.records.values(), key=lambda r: (not r.failed, r.spec.index))
         failed = next((r for r in records if r.status != "ok"), None)
         if failed is not None:

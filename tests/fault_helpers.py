@@ -209,11 +209,14 @@ _HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 def _is_mp_helper(proc: psutil.Process) -> bool:
     # The resource tracker and the forkserver are per-interpreter singletons
     # of multiprocessing itself, shared by every pool; they are not workers.
+    # Workers the forkserver forks carry its command line, but are its children.
     try:
         cmdline = " ".join(proc.cmdline())
+        parent = proc.parent()
+        parent_cmdline = " ".join(parent.cmdline()) if parent is not None else ""
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return any(h in cmdline for h in _HELPERS)
+    return any(h in cmdline for h in _HELPERS) and not any(h in parent_cmdline for h in _HELPERS)
 
 
 def descendants(pid: int | None = None) -> set[int]:

@@ -35,7 +35,8 @@ except ImportError:
 
 pytestmark = pytest.mark.timeout(120)
 
-START_METHODS = [pytest.param(None, id="default"), pytest.param("spawn", id="spawn")]
+START_METHODS = [pytest.param(None, id="default"), pytest.param("spawn", id="spawn"),
+                 pytest.param("forkserver", id="forkserver")]
 VIAS = ["run", "executor"]
 FAILED = ("error", "crashed", "timeout")
 SCRIPT = Path(__file__).with_name("fault_script.py")
