@@ -7,6 +7,9 @@ forced onto worker processes. From the project root::
     python ../shared/peerbench/run.py --pythonpath benchmarks \
         --extra peerbench_adapter --extra peerbench_adapter:framepar_process -w W1,W2,W3,W4,W5
 
+``peerbench_adapter:framepar_core`` is the default ``map_chunks`` call alone: on
+W1 the module itself goes through the accessor (``run_rowwise``), this one
+through the core with the whole-chunk function.
 ``peerbench_adapter:framepar_arrow`` forces worker processes and the Arrow
 shared-memory input file (what warm pools and non-fork platforms use).
 W1 also goes through the pandas accessor (``run_rowwise``: a row function
@@ -76,6 +79,12 @@ def _run_arrow(df: pd.DataFrame, fn: Any, n_workers: int) -> pd.DataFrame:
 
 
 CONTENDERS = {
+    "framepar_core": SimpleNamespace(
+        NAME="framepar_core",
+        load=load,
+        run=run,
+        API={"run": "framepar.map_chunks(df, fn, workers=n) (backend='auto', no row-wise entry)"},
+    ),
     "framepar_process": SimpleNamespace(
         NAME="framepar_process",
         load=load,
