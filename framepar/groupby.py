@@ -138,6 +138,11 @@ class GroupSpec:
         return _retype_keys(out, names, dtype, keys.unobserved.dtype)
 
     @property
+    def parent_by(self) -> Any:
+        """The keys as the whole input is grouped on (carried keys by their own values)."""
+        return self.keys.parent_by if self.keys is not None else self.by
+
+    @property
     def series_groupby(self) -> bool:
         return bool(self.selection) and not isinstance(self.selection[0], list)
 
@@ -285,7 +290,6 @@ class _Assembler:
         self.spec = spec
         self.groups = groups
         self._na: np.ndarray | None = None
-        self.parent_by = spec.keys.parent_by if spec.keys is not None else spec.by
 
     def kept_rows(self, out: Any, rows: np.ndarray) -> np.ndarray:
         """A chunk's input rows that appear in a like-indexed result (rows with a
@@ -294,7 +298,7 @@ class _Assembler:
             return rows
         if self._na is None:
             s = self.spec
-            ids = self.data.groupby(by=self.parent_by, level=s.level, sort=s.sort, dropna=True,
+            ids = self.data.groupby(by=s.parent_by, level=s.level, sort=s.sort, dropna=True,
                                     observed=True).ngroup()
             self._na = ids.isna().to_numpy()
         kept = rows[~self._na[rows]]
@@ -550,8 +554,7 @@ class ParallelGroupBy:
     def _layout(self) -> grouping.Groups:
         if self._groups is None:
             s = self._spec
-            by = s.keys.parent_by if s.keys is not None else s.by
-            self._groups = grouping.layout(self._data, by, level=s.level, sort=s.sort)
+            self._groups = grouping.layout(self._data, s.parent_by, level=s.level, sort=s.sort)
         return self._groups
 
     def _run(
