@@ -328,9 +328,11 @@ def _twin_calls(df: pd.DataFrame, kw: dict, plan: dict, calls: list[str] | None 
                         lambda: call(df.framepar.groupby(**opts, **plan)))  # noqa: B023
 
 
-def _sampled(plan: dict, key: str, few: tuple[str, ...]) -> bool:
-    """Skip all but ``few`` keys outside the four-rows-per-chunk plan (the suite stays fast)."""
-    return plan.get("chunk_rows") != 4 and key not in few
+def _sample(plan: dict, key: str, few: tuple[str, ...], *, skip: bool = False) -> None:
+    """Skip all but ``few`` keys outside the four-rows-per-chunk plan (the suite
+    stays fast), and whatever ``skip`` says."""
+    if skip or (plan.get("chunk_rows") != 4 and key not in few):
+        pytest.skip("every key with four rows per chunk; a few with the other chunkings")
 
 
 def _array_keys(df: pd.DataFrame) -> dict:
@@ -354,8 +356,7 @@ def _array_keys(df: pd.DataFrame) -> dict:
 @pytest.mark.parametrize("key", list(_array_keys(FRAMES["numeric"])))
 def test_array_keys_match_pandas(frame: str, key: str, plan: dict) -> None:
     df = FRAMES[frame]
-    if _sampled(plan, key, ("series_misaligned", "mixed")) or (frame != "numeric" and plan.get("chunk_rows") != 4):
-        pytest.skip("every key with four rows per chunk; a few with the other chunkings")
+    _sample(plan, key, ("series_misaligned", "mixed"), skip=frame != "numeric" and plan.get("chunk_rows") != 4)
     _twin_calls(df, {"by": _array_keys(df)[key]}, plan)
     by = _array_keys(df)[key]
     f = APPLY_FUNCS["like_indexed"]
@@ -388,8 +389,7 @@ TIME_KEYS = {
 @pytest.mark.parametrize("plan", KEY_PLANS)
 @pytest.mark.parametrize("key", list(TIME_KEYS))
 def test_time_bins_match_pandas(key: str, plan: dict) -> None:
-    if _sampled(plan, key, ("key_day", "with_column")):
-        pytest.skip("every key with four rows per chunk; a few with the other chunkings")
+    _sample(plan, key, ("key_day", "with_column"))
     df = _times()
     calls = [c for c in KEY_CALLS if c != "rolling"]
     if key == "with_column" and not PANDAS_3:
@@ -425,8 +425,7 @@ CATEGORY_KEYS = {
 @pytest.mark.parametrize("plan", KEY_PLANS)
 @pytest.mark.parametrize("key", list(CATEGORY_KEYS))
 def test_unobserved_categories_match_pandas(key: str, plan: dict) -> None:
-    if _sampled(plan, key, ("column", "keep_na")):
-        pytest.skip("every key with four rows per chunk; a few with the other chunkings")
+    _sample(plan, key, ("column", "keep_na"))
     df = _categories()
     _twin_calls(df, {**CATEGORY_KEYS[key], "observed": False}, plan, [c for c in KEY_CALLS if c != "rolling"])
     with pytest.raises(ValueError, match="rolling"):
